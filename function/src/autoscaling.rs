@@ -1,0 +1,265 @@
+//! The Auto Scaling Group: a small port the handler talks to, and its adapter over the SDK.
+
+use std::future::Future;
+
+use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_autoscaling::Client;
+use thiserror::Error;
+
+/// What a run reads of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub name: String,
+    pub min_size: i32,
+    pub max_size: i32,
+    pub desired_capacity: i32,
+    /// Lifecycle state of each instance, e.g. `InService`, `Pending`.
+    pub instance_states: Vec<String>,
+    pub suspended_processes: Vec<String>,
+    pub desired_capacity_type: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A call to the Auto Scaling API that did not succeed.
+#[derive(Debug, Error)]
+pub enum AutoScalingError {
+    #[error("Auto Scaling group `{0}` was not found; check ASG_NAME and the region")]
+    GroupNotFound(String),
+    #[error("{operation} failed: {code}: {message}")]
+    Api {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("{operation} failed: {reason}")]
+    Transport {
+        operation: &'static str,
+        reason: String,
+    },
+}
+
+impl AutoScalingError {
+    /// True for refusals that only mean "not now": the next tick can try again.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, AutoScalingError::Api { code, .. }
+            if code == "ScalingActivityInProgress" || code == "ResourceContention")
+    }
+}
+
+/// The Auto Scaling operations the scaler needs.
+pub trait GroupApi {
+    fn describe(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<GroupState, AutoScalingError>> + Send;
+
+    /// Sets MinSize and DesiredCapacity together, in one call, so that a scale-in is never
+    /// refused for a MinSize above the new DesiredCapacity.
+    fn set_capacity(
+        &self,
+        name: &str,
+        capacity: i32,
+    ) -> impl Future<Output = Result<(), AutoScalingError>> + Send;
+}
+
+/// [`GroupApi`] over the AWS SDK. Retries, timeouts and credentials come from the SDK
+/// configuration the client was built with.
+#[derive(Debug, Clone)]
+pub struct SdkGroupApi {
+    client: Client,
+}
+
+impl SdkGroupApi {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn sdk_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> AutoScalingError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &error {
+        SdkError::ServiceError(service) => AutoScalingError::Api {
+            operation,
+            code: service.err().code().unwrap_or("Unknown").to_owned(),
+            message: service.err().message().unwrap_or("no message").to_owned(),
+        },
+        _ => AutoScalingError::Transport {
+            operation,
+            reason: DisplayErrorContext(&error).to_string(),
+        },
+    }
+}
+
+impl GroupApi for SdkGroupApi {
+    async fn describe(&self, name: &str) -> Result<GroupState, AutoScalingError> {
+        let output = self
+            .client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeAutoScalingGroups", e))?;
+        tracing::debug!(?output, "DescribeAutoScalingGroups answered");
+
+        let group = output
+            .auto_scaling_groups()
+            .iter()
+            .find(|group| group.auto_scaling_group_name() == Some(name))
+            .ok_or_else(|| AutoScalingError::GroupNotFound(name.to_owned()))?;
+        Ok(GroupState {
+            name: name.to_owned(),
+            min_size: group.min_size().unwrap_or_default(),
+            max_size: group.max_size().unwrap_or_default(),
+            desired_capacity: group.desired_capacity().unwrap_or_default(),
+            instance_states: group
+                .instances()
+                .iter()
+                .map(|instance| {
+                    instance
+                        .lifecycle_state()
+                        .map_or_else(|| "Unknown".to_owned(), |state| state.as_str().to_owned())
+                })
+                .collect(),
+            suspended_processes: group
+                .suspended_processes()
+                .iter()
+                .filter_map(|process| process.process_name().map(str::to_owned))
+                .collect(),
+            desired_capacity_type: group.desired_capacity_type().map(str::to_owned),
+            tags: group
+                .tags()
+                .iter()
+                .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
+                .collect(),
+        })
+    }
+
+    async fn set_capacity(&self, name: &str, capacity: i32) -> Result<(), AutoScalingError> {
+        self.client
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .min_size(capacity)
+            .desired_capacity(capacity)
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateAutoScalingGroup", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::operation::update_auto_scaling_group::{
+        UpdateAutoScalingGroupError, UpdateAutoScalingGroupOutput,
+    };
+    use aws_sdk_autoscaling::types::error::ScalingActivityInProgressFault;
+    use aws_sdk_autoscaling::types::{
+        AutoScalingGroup, Instance, LifecycleState, SuspendedProcess,
+    };
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+
+    fn group(name: &str) -> AutoScalingGroup {
+        AutoScalingGroup::builder()
+            .auto_scaling_group_name(name)
+            .min_size(0)
+            .max_size(10)
+            .desired_capacity(2)
+            .instances(
+                Instance::builder()
+                    .instance_id("i-1")
+                    .lifecycle_state(LifecycleState::Pending)
+                    .availability_zone("us-east-1a")
+                    .health_status("Healthy")
+                    .protected_from_scale_in(false)
+                    .build(),
+            )
+            .suspended_processes(SuspendedProcess::builder().process_name("Launch").build())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn describe_reads_sizes_instances_and_suspended_processes() {
+        let rule = mock!(Client::describe_auto_scaling_groups).then_output(|| {
+            DescribeAutoScalingGroupsOutput::builder()
+                .auto_scaling_groups(group("asg"))
+                .build()
+        });
+        let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
+
+        let state = api.describe("asg").await.unwrap();
+
+        assert_eq!(
+            (state.min_size, state.max_size, state.desired_capacity),
+            (0, 10, 2)
+        );
+        assert_eq!(state.instance_states, vec!["Pending"]);
+        assert_eq!(state.suspended_processes, vec!["Launch"]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_group_list_is_group_not_found() {
+        let rule = mock!(Client::describe_auto_scaling_groups)
+            .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+        let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
+
+        let error = api.describe("missing-asg").await.unwrap_err();
+
+        assert!(
+            matches!(error, AutoScalingError::GroupNotFound(ref name) if name == "missing-asg")
+        );
+        assert!(error.to_string().contains("`missing-asg` was not found"));
+    }
+
+    #[tokio::test]
+    async fn set_capacity_writes_min_size_and_desired_capacity_in_one_call() {
+        let rule = mock!(Client::update_auto_scaling_group)
+            .match_requests(|request| {
+                request.auto_scaling_group_name() == Some("asg")
+                    && request.min_size() == Some(4)
+                    && request.desired_capacity() == Some(4)
+                    && request.max_size().is_none()
+            })
+            .then_output(|| UpdateAutoScalingGroupOutput::builder().build());
+        let api = SdkGroupApi::new(mock_client!(
+            aws_sdk_autoscaling,
+            RuleMode::Sequential,
+            [&rule]
+        ));
+
+        api.set_capacity("asg", 4).await.unwrap();
+
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_scaling_activity_in_progress_is_busy_not_fatal() {
+        let rule = mock!(Client::update_auto_scaling_group).then_error(|| {
+            UpdateAutoScalingGroupError::ScalingActivityInProgressFault(
+                ScalingActivityInProgressFault::builder()
+                    .message("Scaling activity is in progress")
+                    .meta(
+                        aws_sdk_autoscaling::error::ErrorMetadata::builder()
+                            .code("ScalingActivityInProgress")
+                            .message("Scaling activity is in progress")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
+
+        let error = api.set_capacity("asg", 4).await.unwrap_err();
+
+        assert!(error.is_busy(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "UpdateAutoScalingGroup failed: ScalingActivityInProgress: Scaling activity is in progress"
+        );
+    }
+}

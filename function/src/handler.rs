@@ -1,0 +1,292 @@
+//! One run: read the lag and the group concurrently, decide, act, announce, summarise.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+use tokio::time::Instant;
+
+use crate::autoscaling::{AutoScalingError, GroupApi, GroupState};
+use crate::config::{ConfigError, Thresholds};
+use crate::notify::{Kind, Notification, Notifier};
+use crate::policy::{self, Action, Decision, Lag};
+use crate::prometheus::{LagReading, LagSource, PrometheusError};
+
+/// The most a run may take, whatever the Lambda timeout: reads, the write and the message.
+pub const RUN_BUDGET: Duration = Duration::from_secs(30);
+
+/// Kept free before the Lambda deadline so that a run always returns its own answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// The JSON a run returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub action: &'static str,
+    pub lag: Option<u64>,
+    pub capacity_before: i32,
+    pub capacity_after: i32,
+    pub reason: String,
+    pub dry_run: bool,
+}
+
+/// A run that could not do its job.
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+    #[error(transparent)]
+    AutoScaling(#[from] AutoScalingError),
+    #[error("the run's time budget ran out while {stage}{}", if *.write_sent {
+        "; the group may or may not have been changed"
+    } else { "" })]
+    OutOfTime {
+        stage: &'static str,
+        write_sent: bool,
+    },
+}
+
+impl RunError {
+    /// A stable name for the Lambda `errorType`, for alarms and dashboards.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RunError::Config(_) => "InvalidConfiguration",
+            RunError::Prometheus(_) => "PrometheusQueryFailed",
+            RunError::AutoScaling(AutoScalingError::GroupNotFound(_)) => "GroupNotFound",
+            RunError::AutoScaling(_) => "AutoScalingFailed",
+            RunError::OutOfTime { .. } => "RunBudgetExceeded",
+        }
+    }
+}
+
+impl From<RunError> for Diagnostic {
+    fn from(error: RunError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// What a run needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub asg_name: String,
+    pub thresholds: Thresholds,
+    pub dry_run: bool,
+}
+
+/// The scaler, generic over its three outside systems.
+#[derive(Debug)]
+pub struct Scaler<L, G, N> {
+    settings: Settings,
+    lag_source: L,
+    groups: G,
+    notifier: Option<N>,
+}
+
+/// Runs `future` unless `deadline` passes first.
+async fn within<T, E>(
+    deadline: Instant,
+    stage: &'static str,
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, RunError>
+where
+    RunError: From<E>,
+{
+    match tokio::time::timeout_at(deadline, future).await {
+        Ok(result) => result.map_err(RunError::from),
+        Err(_) => Err(RunError::OutOfTime {
+            stage,
+            write_sent: stage == WRITE_STAGE,
+        }),
+    }
+}
+
+const WRITE_STAGE: &str = "updating the group";
+
+/// The deadline of a run that the Lambda runtime says must end by `deadline_ms`.
+pub fn run_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |now| now.as_millis() as u64);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN).min(RUN_BUDGET)
+}
+
+impl<L, G, N> Scaler<L, G, N>
+where
+    L: LagSource + Sync,
+    G: GroupApi + Sync,
+    N: Notifier + Sync,
+{
+    pub fn new(settings: Settings, lag_source: L, groups: G, notifier: Option<N>) -> Self {
+        Self {
+            settings,
+            lag_source,
+            groups,
+            notifier,
+        }
+    }
+
+    /// The Lambda entry point. Any JSON event starts the same run; its content is ignored.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, RunError> {
+        tracing::trace!(payload = %event.payload, "event");
+        self.run(run_deadline(event.context.deadline)).await
+    }
+
+    /// One complete run that ends by `deadline`.
+    pub async fn run(&self, deadline: Instant) -> Result<Summary, RunError> {
+        let name = self.settings.asg_name.as_str();
+        let (reading, group) = tokio::join!(
+            within(deadline, "reading the lag", self.lag_source.read_lag()),
+            within(deadline, "describing the group", self.groups.describe(name)),
+        );
+        let (reading, group) = match (reading, group) {
+            (Ok(reading), Ok(group)) => (reading, group),
+            (Err(error), _) | (_, Err(error)) => return Err(self.fail(error, deadline).await),
+        };
+        tracing::debug!(?reading, ?group, "inputs");
+
+        let decision = self.decide(&reading, &group);
+        let decision = match self.act(decision, deadline).await {
+            Ok(decision) => decision,
+            Err(error) => return Err(self.fail(error, deadline).await),
+        };
+
+        let summary = Summary {
+            action: decision.action.name(),
+            lag: known_value(&reading),
+            capacity_before: group.desired_capacity,
+            capacity_after: if self.settings.dry_run {
+                group.desired_capacity
+            } else {
+                decision.action.capacity_after(group.desired_capacity)
+            },
+            reason: decision.reason.clone(),
+            dry_run: self.settings.dry_run,
+        };
+        tracing::info!(
+            action = summary.action,
+            lag = summary.lag,
+            capacity_before = summary.capacity_before,
+            capacity_after = summary.capacity_after,
+            target = decision.action.capacity_after(group.desired_capacity),
+            reason = %summary.reason,
+            dry_run = summary.dry_run,
+            group = name,
+            "decision"
+        );
+
+        let kind = match decision.action {
+            Action::ScaleOut { .. } => Kind::ScaleOut,
+            Action::ScaleIn { .. } => Kind::ScaleIn,
+            Action::Skip => Kind::Skip,
+            Action::Hold => return Ok(summary),
+        };
+        let notification = Notification {
+            kind,
+            group: name.to_owned(),
+            lag: summary.lag,
+            thresholds: self.settings.thresholds,
+            capacity_before: Some(group.desired_capacity),
+            capacity_after: Some(decision.action.capacity_after(group.desired_capacity)),
+            driver: driver(&reading),
+            reason: decision.reason,
+            dry_run: self.settings.dry_run,
+        };
+        self.notify(&notification, deadline).await;
+        Ok(summary)
+    }
+
+    fn decide(&self, reading: &LagReading, group: &GroupState) -> Decision {
+        let (lag, discards) = match reading {
+            LagReading::Known(known) => (
+                Lag::Known {
+                    value: known.value,
+                    partial: known.discards.is_partial(),
+                },
+                &known.discards,
+            ),
+            LagReading::NoData(discards) => (Lag::Unknown, discards),
+        };
+        let view = policy::Group {
+            desired_capacity: group.desired_capacity,
+            max_size: group.max_size,
+            suspended_processes: group.suspended_processes.clone(),
+            desired_capacity_type: group.desired_capacity_type.clone(),
+        };
+        let mut decision = policy::decide(lag, &view, &self.settings.thresholds);
+        if discards.is_partial() && decision.action != Action::Hold {
+            decision.reason = format!("{} ({discards})", decision.reason);
+        }
+        decision
+    }
+
+    /// Carries out a scale action; a group that is busy turns the run into a skip.
+    async fn act(&self, decision: Decision, deadline: Instant) -> Result<Decision, RunError> {
+        let target = match decision.action {
+            Action::ScaleOut { target, .. } | Action::ScaleIn { target } => target,
+            Action::Hold | Action::Skip => return Ok(decision),
+        };
+        if self.settings.dry_run {
+            return Ok(decision);
+        }
+        let write = self.groups.set_capacity(&self.settings.asg_name, target);
+        match within(deadline, WRITE_STAGE, write).await {
+            Ok(()) => Ok(decision),
+            Err(RunError::AutoScaling(error)) if error.is_busy() => Ok(Decision {
+                action: Action::Skip,
+                reason: format!(
+                    "{}; the group is busy ({error}), the next run tries again",
+                    decision.reason
+                ),
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Announces a failed run and hands the error back.
+    async fn fail(&self, error: RunError, deadline: Instant) -> RunError {
+        tracing::error!(error_type = error.error_type(), error = %error, "run failed");
+        let notification = Notification {
+            kind: Kind::Failure,
+            group: self.settings.asg_name.clone(),
+            lag: None,
+            thresholds: self.settings.thresholds,
+            capacity_before: None,
+            capacity_after: None,
+            driver: None,
+            reason: error.to_string(),
+            dry_run: self.settings.dry_run,
+        };
+        self.notify(&notification, deadline).await;
+        error
+    }
+
+    async fn notify(&self, notification: &Notification, deadline: Instant) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        if let Err(error) = notifier.send(notification, deadline).await {
+            tracing::error!(error = %error, "webhook message not delivered");
+        }
+    }
+}
+
+fn known_value(reading: &LagReading) -> Option<u64> {
+    match reading {
+        LagReading::Known(known) => Some(known.value),
+        LagReading::NoData(_) => None,
+    }
+}
+
+fn driver(reading: &LagReading) -> Option<String> {
+    match reading {
+        LagReading::Known(known) => Some(known.driver.clone()),
+        LagReading::NoData(_) => None,
+    }
+}

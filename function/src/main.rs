@@ -1,0 +1,31 @@
+//! The Lambda binary: logging, configuration, clients, then the runtime loop. Nothing here
+//! decides anything.
+
+use kafka_lag_scaler::config::Config;
+use kafka_lag_scaler::handler::RunError;
+use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, telemetry};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            // Every invocation answers with the same clear error instead of a crash loop.
+            tracing::error!(error = %error, "invalid configuration");
+            return lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+                let error = RunError::Config(error.clone());
+                async move { Err::<(), _>(error) }
+            }))
+            .await;
+        }
+    };
+
+    let sdk = sdk_config_loader().load().await;
+    let scaler = build_scaler(config, http_client(), &sdk);
+    let scaler = &scaler;
+    lambda_runtime::run(service_fn(move |event| scaler.handle(event))).await
+}
