@@ -34,18 +34,34 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 stack_started=0
 watch_pid=""
+
+# PIDs of every descendant of $1, found by parent PID (not by name).
+descendants() {
+    local child
+    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$child"
+        descendants "$child"
+    done
+}
+
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if [[ -n "$watch_pid" ]] && kill -0 "$watch_pid" 2>/dev/null; then
-        # `cargo lambda watch` runs cargo and the function as children; it
-        # leads its own process group (setsid below), so signal the group.
+        # `cargo lambda watch` leads its own process group (setsid below), but
+        # it starts each function instance in a session of its own, so note
+        # its descendants before stopping the group, and stop those too.
+        local pids pid
+        pids="$(descendants "$watch_pid")"
         kill -TERM -- "-$watch_pid" 2>/dev/null || true
         for _ in $(seq 50); do
             kill -0 "$watch_pid" 2>/dev/null || break
             sleep 0.1
         done
         kill -KILL -- "-$watch_pid" 2>/dev/null || true
+        for pid in $pids; do
+            kill -TERM "$pid" 2>/dev/null || true
+        done
     fi
     if ((stack_started)); then
         scripts/local-stack.sh stop >/dev/null || true
@@ -104,13 +120,15 @@ invoke_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.
 # --ignore-changes: edits elsewhere in the tree must not reload it mid-demo.
 setsid cargo lambda watch --ignore-changes --quiet \
     --invoke-address 127.0.0.1 --invoke-port "$invoke_port" \
-    --env-file "$env_file" --bin kafka-lag-scaler \
+    --env-file "$env_file" \
     >"$watch_log" 2>&1 </dev/null &
 watch_pid=$!
 
-# Ready when its runtime API answers HTTP (any status: `/` itself is a 404/500).
+# Ready when its port accepts connections. Not an HTTP probe: any request to
+# `/` is itself an invocation of the function.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 deadline=$((SECONDS + 120))
-until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$invoke_port/"; do
+until port_open "$invoke_port"; do
     if ! kill -0 "$watch_pid" 2>/dev/null; then
         tail -n 30 "$watch_log" >&2
         die "cargo lambda watch exited (log: $watch_log)"
@@ -190,9 +208,10 @@ say ""
 say "messages received by the webhook:"
 curl -fsS "$KLS_RECEIVER_URL/messages?path=/demo-hook" | python3 -c 'import json, sys
 messages = json.load(sys.stdin)
-for m in messages:
+for n, m in enumerate(messages, 1):
     body = m["body"]
-    print("  " + (body.get("text", m["raw"]) if isinstance(body, dict) else m["raw"]).replace("\n", "\n  "))
+    text = body.get("text", m["raw"]) if isinstance(body, dict) else m["raw"]
+    print(f"  {n}. " + text.replace("\n", "\n     "))
 if not messages:
     print("  (none)")'
 
