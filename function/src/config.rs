@@ -11,6 +11,9 @@ use thiserror::Error;
 
 use secrecy::SecretString;
 
+use crate::format::WebhookFormat;
+use crate::window::Windows;
+
 /// How several usable series combine into one lag figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregation {
@@ -67,8 +70,12 @@ pub struct Config {
     pub prometheus: PrometheusConfig,
     pub asg_name: String,
     pub webhook_url: Option<SecretString>,
+    /// The body the webhook is sent (`WEBHOOK_FORMAT`, `auto` resolved from the URL).
+    pub webhook_format: WebhookFormat,
     pub thresholds: Thresholds,
     pub dry_run: bool,
+    /// The sustained-breach windows (`SCALE_OUT_SUSTAIN`, `SCALE_IN_SUSTAIN`, `SUSTAIN_STEP`).
+    pub windows: Windows,
 }
 
 /// A configuration value that cannot be used.
@@ -131,6 +138,7 @@ impl Config {
         let webhook_url = get("WEBHOOK_URL")
             .map(|raw| parse_webhook(&raw))
             .transpose()?;
+        let webhook_format = WebhookFormat::parse(&get, webhook_url.as_ref())?;
 
         let high = parse_count(&get, "HIGH_LAG_THRESHOLD", DEFAULT_HIGH_LAG_THRESHOLD)?;
         let low = parse_count(&get, "LOW_LAG_THRESHOLD", DEFAULT_LOW_LAG_THRESHOLD)?;
@@ -180,6 +188,8 @@ impl Config {
             ));
         }
 
+        let windows = Windows::parse(&get, &query)?;
+
         Ok(Config {
             prometheus: PrometheusConfig {
                 query_url,
@@ -190,6 +200,7 @@ impl Config {
             },
             asg_name,
             webhook_url,
+            webhook_format,
             thresholds: Thresholds {
                 high,
                 low,
@@ -197,6 +208,7 @@ impl Config {
                 scale_in_capacity,
             },
             dry_run,
+            windows,
         })
     }
 }

@@ -10,9 +10,11 @@ use tokio::time::Instant;
 
 use crate::autoscaling::{AutoScalingError, GroupApi, GroupState};
 use crate::config::{ConfigError, Thresholds};
+use crate::guards;
 use crate::notify::{Kind, Notification, Notifier};
 use crate::policy::{self, Action, Decision, Lag};
 use crate::prometheus::{LagReading, LagSource, PrometheusError};
+use crate::window::{Checks, Windows};
 
 /// The most a run may take, whatever the Lambda timeout: reads, the write and the message.
 pub const RUN_BUDGET: Duration = Duration::from_secs(30);
@@ -86,6 +88,7 @@ pub struct Scaler<L, G, N> {
     lag_source: L,
     groups: G,
     notifier: Option<N>,
+    windows: Windows,
 }
 
 /// Runs `future` unless `deadline` passes first.
@@ -129,7 +132,13 @@ where
             lag_source,
             groups,
             notifier,
+            windows: Windows::default(),
         }
+    }
+
+    /// The same scaler, confirming starts and returns with sustained-breach windows.
+    pub fn with_windows(self, windows: Windows) -> Self {
+        Self { windows, ..self }
     }
 
     /// The Lambda entry point. Any JSON event starts the same run; its content is ignored.
@@ -141,45 +150,39 @@ where
     /// One complete run that ends by `deadline`.
     pub async fn run(&self, deadline: Instant) -> Result<Summary, RunError> {
         let name = self.settings.asg_name.as_str();
-        let (reading, group) = tokio::join!(
+        let windows = self
+            .windows
+            .check(&self.lag_source, &self.settings.thresholds);
+        let (reading, group, checks) = tokio::join!(
             within(deadline, "reading the lag", self.lag_source.read_lag()),
             within(deadline, "describing the group", self.groups.describe(name)),
+            within(deadline, "reading the sustain windows", windows),
         );
-        let (reading, group) = match (reading, group) {
-            (Ok(reading), Ok(group)) => (reading, group),
-            (Err(error), _) | (_, Err(error)) => return Err(self.fail(error, deadline).await),
+        // The operator who set the tag knows: no write, no message, whatever else was found.
+        if let Ok(group) = &group {
+            if guards::is_paused(group) {
+                let paused = Decision {
+                    action: Action::Skip,
+                    reason: guards::PAUSED_REASON.to_owned(),
+                };
+                let lag = reading.as_ref().ok().and_then(known_value);
+                return Ok(self.summarise(&paused, lag, group));
+            }
+        }
+        let (reading, group, checks) = match (reading, group, checks) {
+            (Ok(reading), Ok(group), Ok(checks)) => (reading, group, checks),
+            (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+                return Err(self.fail(error, deadline).await)
+            }
         };
-        tracing::debug!(?reading, ?group, "inputs");
+        tracing::debug!(?reading, ?group, ?checks, "inputs");
 
-        let decision = self.decide(&reading, &group);
+        let decision = guards::explain_hold(self.decide(&reading, &group, &checks), &group);
         let decision = match self.act(decision, deadline).await {
             Ok(decision) => decision,
             Err(error) => return Err(self.fail(error, deadline).await),
         };
-
-        let summary = Summary {
-            action: decision.action.name(),
-            lag: known_value(&reading),
-            capacity_before: group.desired_capacity,
-            capacity_after: if self.settings.dry_run {
-                group.desired_capacity
-            } else {
-                decision.action.capacity_after(group.desired_capacity)
-            },
-            reason: decision.reason.clone(),
-            dry_run: self.settings.dry_run,
-        };
-        tracing::info!(
-            action = summary.action,
-            lag = summary.lag,
-            capacity_before = summary.capacity_before,
-            capacity_after = summary.capacity_after,
-            target = decision.action.capacity_after(group.desired_capacity),
-            reason = %summary.reason,
-            dry_run = summary.dry_run,
-            group = name,
-            "decision"
-        );
+        let summary = self.summarise(&decision, known_value(&reading), &group);
 
         let kind = match decision.action {
             Action::ScaleOut { .. } => Kind::ScaleOut,
@@ -202,7 +205,36 @@ where
         Ok(summary)
     }
 
-    fn decide(&self, reading: &LagReading, group: &GroupState) -> Decision {
+    /// The run's summary, logged as the one `info` line of the run.
+    fn summarise(&self, decision: &Decision, lag: Option<u64>, group: &GroupState) -> Summary {
+        let target = decision.action.capacity_after(group.desired_capacity);
+        let summary = Summary {
+            action: decision.action.name(),
+            lag,
+            capacity_before: group.desired_capacity,
+            capacity_after: if self.settings.dry_run {
+                group.desired_capacity
+            } else {
+                target
+            },
+            reason: decision.reason.clone(),
+            dry_run: self.settings.dry_run,
+        };
+        tracing::info!(
+            action = summary.action,
+            lag = summary.lag,
+            capacity_before = summary.capacity_before,
+            capacity_after = summary.capacity_after,
+            target,
+            reason = %summary.reason,
+            dry_run = summary.dry_run,
+            group = %self.settings.asg_name,
+            "decision"
+        );
+        summary
+    }
+
+    fn decide(&self, reading: &LagReading, group: &GroupState, checks: &Checks) -> Decision {
         let (lag, discards) = match reading {
             LagReading::Known(known) => (
                 Lag::Known {
@@ -219,7 +251,7 @@ where
             suspended_processes: group.suspended_processes.clone(),
             desired_capacity_type: group.desired_capacity_type.clone(),
         };
-        let mut decision = policy::decide(lag, &view, &self.settings.thresholds);
+        let mut decision = policy::decide_within(lag, checks, &view, &self.settings.thresholds);
         if discards.is_partial() && decision.action != Action::Hold {
             decision.reason = format!("{} ({discards})", decision.reason);
         }

@@ -6,11 +6,14 @@
 
 pub mod autoscaling;
 pub mod config;
+pub mod format;
+pub mod guards;
 pub mod handler;
 pub mod notify;
 pub mod policy;
 pub mod prometheus;
 pub mod telemetry;
+pub mod window;
 
 use std::time::Duration;
 
@@ -58,9 +61,10 @@ pub fn build_scaler(
     http: reqwest::Client,
     sdk: &aws_config::SdkConfig,
 ) -> LambdaScaler {
+    let format = config.webhook_format;
     let notifier = config
         .webhook_url
-        .map(|url| WebhookNotifier::new(http.clone(), url));
+        .map(|url| WebhookNotifier::new(http.clone(), url).with_format(format));
     Scaler::new(
         Settings {
             asg_name: config.asg_name,
@@ -71,4 +75,5 @@ pub fn build_scaler(
         SdkGroupApi::new(aws_sdk_autoscaling::Client::new(sdk)),
         notifier,
     )
+    .with_windows(config.windows)
 }

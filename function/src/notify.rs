@@ -9,11 +9,11 @@ use std::time::Duration;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Client, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use thiserror::Error;
 use tokio::time::Instant;
 
 use crate::config::Thresholds;
+use crate::format::WebhookFormat;
 use crate::prometheus::error_chain;
 
 /// The longest one webhook request may take; the run's deadline may cut it shorter.
@@ -123,21 +123,35 @@ pub trait Notifier {
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 
-/// Posts `{"text": "..."}` to a chat webhook (Slack, Mattermost, Google Chat accept it).
+/// Posts each message to a chat webhook in the format that tool shows (see
+/// [`crate::format`]); any 2xx answer is a delivery.
 #[derive(Debug, Clone)]
 pub struct WebhookNotifier {
     http: Client,
     url: SecretString,
     host: String,
+    format: WebhookFormat,
 }
 
 impl WebhookNotifier {
+    /// A notifier whose format is picked from the URL's host, as `WEBHOOK_FORMAT=auto` does.
     pub fn new(http: Client, url: SecretString) -> Self {
         let host = Url::parse(url.expose_secret())
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_else(|| "<unknown host>".to_owned());
-        Self { http, url, host }
+        let format = WebhookFormat::detect(url.expose_secret());
+        Self {
+            http,
+            url,
+            host,
+            format,
+        }
+    }
+
+    /// The same notifier, sending `format` whatever the URL.
+    pub fn with_format(self, format: WebhookFormat) -> Self {
+        Self { format, ..self }
     }
 
     fn attempt_timeout(&self, deadline: Instant) -> Result<Duration, NotifyError> {
@@ -184,7 +198,7 @@ impl Notifier for WebhookNotifier {
         notification: &Notification,
         deadline: Instant,
     ) -> Result<(), NotifyError> {
-        let body = json!({ "text": notification.text() });
+        let body = self.format.body(notification);
         tracing::trace!(%body, "webhook message");
 
         let response = self.post(&body, deadline).await?;

@@ -23,8 +23,16 @@
 //! carried out safely: unknown lag, a capacity type other than instance counts, a scale-in
 //! on data that may be partial, a suspended `Launch` or `Terminate` process, or a MaxSize
 //! that leaves no room above the standby capacity. A skip never writes to the group.
+//!
+//! Between the table and the guards, the sustained-breach windows (`SCALE_OUT_SUSTAIN`,
+//! `SCALE_IN_SUSTAIN`, see [`crate::window`]) may turn row 1 (a start from standby) and rows
+//! 4 and 4b (a return to standby) into a hold when the lag has not been past the threshold for
+//! the whole window. Topping up a group that is part-way up is left as the table decides it.
+//! The table never writes when C already equals the target, so a group still converging on
+//! its capacity (instances not yet InService) is held, never written twice.
 
 use crate::config::Thresholds;
+use crate::window::{self, Checks};
 
 /// What the policy knows of the lag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +106,19 @@ fn decision(action: Action, reason: String) -> Decision {
     Decision { action, reason }
 }
 
-/// Decides what to do with the group. Pure: no I/O, no clock.
+/// Decides what to do with the group on the current reading alone. Pure: no I/O, no clock.
 pub fn decide(lag: Lag, group: &Group, thresholds: &Thresholds) -> Decision {
+    decide_within(lag, &Checks::default(), group, thresholds)
+}
+
+/// Decides what to do with the group, a start or a return confirmed by its window's
+/// [`Checks`]. Pure: no I/O, no clock.
+pub fn decide_within(
+    lag: Lag,
+    windows: &Checks,
+    group: &Group,
+    thresholds: &Thresholds,
+) -> Decision {
     let Thresholds {
         high,
         low,
@@ -201,6 +220,7 @@ pub fn decide(lag: Lag, group: &Group, thresholds: &Thresholds) -> Decision {
         ))
     };
 
+    let table = window::gate(table, windows, c, standby);
     guard(table, group, partial)
 }
 

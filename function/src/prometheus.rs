@@ -142,6 +142,17 @@ pub enum BodyProblem {
 /// The source of lag figures; the real one queries Prometheus over HTTP.
 pub trait LagSource {
     fn read_lag(&self) -> impl Future<Output = Result<LagReading, PrometheusError>> + Send;
+
+    /// Reads another instant query built over the lag query (a sustained-breach window) the
+    /// same way as the lag. A source without history, such as a test fake, answers with its
+    /// current reading, as if the lag had always been what it is now.
+    fn read_query(
+        &self,
+        query: &str,
+    ) -> impl Future<Output = Result<LagReading, PrometheusError>> + Send {
+        let _ = query;
+        self.read_lag()
+    }
 }
 
 /// Queries Prometheus's `/api/v1/query` endpoint with a POST form, so that the PromQL is
@@ -162,12 +173,12 @@ impl PrometheusClient {
         self.config.query_url.as_str()
     }
 
-    async fn fetch(&self) -> Result<(StatusCode, String, Vec<u8>), reqwest::Error> {
+    async fn fetch(&self, query: &str) -> Result<(StatusCode, String, Vec<u8>), reqwest::Error> {
         let mut request = self
             .http
             .post(self.config.query_url.clone())
             .timeout(self.config.timeout)
-            .form(&[("query", self.config.query.as_str())]);
+            .form(&[("query", query)]);
         if let Some(auth) = &self.config.basic_auth {
             request = request.basic_auth(&auth.username, Some(auth.password.expose_secret()));
         }
@@ -209,9 +220,15 @@ impl PrometheusClient {
 
 impl LagSource for PrometheusClient {
     async fn read_lag(&self) -> Result<LagReading, PrometheusError> {
-        tracing::debug!(endpoint = self.endpoint(), query = %self.config.query, "querying Prometheus");
-        let (status, content_type, body) =
-            self.fetch().await.map_err(|e| self.transport_error(e))?;
+        self.read_query(&self.config.query).await
+    }
+
+    async fn read_query(&self, query: &str) -> Result<LagReading, PrometheusError> {
+        tracing::debug!(endpoint = self.endpoint(), query = %query, "querying Prometheus");
+        let (status, content_type, body) = self
+            .fetch(query)
+            .await
+            .map_err(|e| self.transport_error(e))?;
         tracing::trace!(%status, body = %String::from_utf8_lossy(&body), "Prometheus answered");
 
         let endpoint = self.endpoint();
