@@ -230,3 +230,26 @@ pub async fn received(stack: &Stack, path: &str) -> Vec<Value> {
         .await
         .expect("the receiver answers JSON")
 }
+
+/// A port on 127.0.0.1 that nothing listened on a moment ago: for a service that must be
+/// down, or for a server the test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free port on 127.0.0.1")
+        .port()
+}
+
+/// The `text` of each message the webhook receiver recorded for `path`, in arrival order.
+pub async fn received_texts(stack: &Stack, path: &str) -> Vec<String> {
+    received(stack, path)
+        .await
+        .iter()
+        .map(|message| {
+            message["body"]["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a message without a `text` field: {message}"))
+                .to_owned()
+        })
+        .collect()
+}
