@@ -152,6 +152,9 @@ impl GroupApi for SdkGroupApi {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_autoscaling::config::http::HttpResponse;
     use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
     use aws_sdk_autoscaling::operation::update_auto_scaling_group::{
         UpdateAutoScalingGroupError, UpdateAutoScalingGroupOutput,
@@ -161,6 +164,7 @@ mod tests {
         AutoScalingGroup, Instance, LifecycleState, SuspendedProcess,
     };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_types::body::SdkBody;
 
     use super::*;
 
@@ -261,5 +265,61 @@ mod tests {
             error.to_string(),
             "UpdateAutoScalingGroup failed: ScalingActivityInProgress: Scaling activity is in progress"
         );
+    }
+
+    /// A recorded Auto Scaling error answer: the Query protocol's XML, HTTP 400.
+    fn recorded_error(code: &str, message: &str) -> HttpResponse {
+        let body = format!(
+            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>5f6a0d7e-0000-4000-8000-000000000000</RequestId></ErrorResponse>"
+        );
+        HttpResponse::new(400.try_into().unwrap(), SdkBody::from(body))
+    }
+
+    /// An adapter whose client retries exactly as the Lambda's does; only the first backoff is
+    /// shortened, which changes how long a retry waits, not whether it happens.
+    fn api_with_lambda_retries(rules: &[&aws_smithy_mocks::Rule]) -> SdkGroupApi {
+        let retries = crate::sdk_retry_config().with_initial_backoff(Duration::from_millis(5));
+        SdkGroupApi::new(mock_client!(
+            aws_sdk_autoscaling,
+            RuleMode::Sequential,
+            rules,
+            |config| config.retry_config(retries.clone())
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_validation_error_quotes_code_and_message_and_is_not_retried() {
+        let refusal = "Desired capacity:4 must be between the specified min size:0 and max size:3";
+        let rule = mock!(Client::update_auto_scaling_group)
+            .sequence()
+            .http_response(move || recorded_error("ValidationError", refusal))
+            .times(3)
+            .build();
+        let api = api_with_lambda_retries(&[&rule]);
+
+        let error = api.set_capacity("asg", 4).await.unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            format!("UpdateAutoScalingGroup failed: ValidationError: {refusal}")
+        );
+        assert!(!error.is_busy());
+        assert_eq!(rule.num_calls(), 1, "a validation error is never retried");
+    }
+
+    #[tokio::test]
+    async fn throttling_once_is_absorbed_by_the_lambdas_retries() {
+        let rule = mock!(Client::update_auto_scaling_group)
+            .sequence()
+            .http_response(|| recorded_error("Throttling", "Rate exceeded"))
+            .output(|| UpdateAutoScalingGroupOutput::builder().build())
+            .build();
+        let api = api_with_lambda_retries(&[&rule]);
+
+        api.set_capacity("asg", 4).await.unwrap();
+
+        assert_eq!(rule.num_calls(), 2);
     }
 }

@@ -11,7 +11,9 @@ use thiserror::Error;
 
 use secrecy::SecretString;
 
+use crate::auth::PrometheusAuth;
 use crate::format::WebhookFormat;
+use crate::secrets::SecretValues;
 use crate::window::Windows;
 
 /// How several usable series combine into one lag figure.
@@ -46,7 +48,8 @@ pub struct PrometheusConfig {
     /// The full `/api/v1/query` URL, with any credentials removed.
     pub query_url: Url,
     pub query: String,
-    pub basic_auth: Option<BasicAuth>,
+    /// `PROMETHEUS_AUTH` with its credentials, and `PROMETHEUS_HEADERS`.
+    pub auth: PrometheusAuth,
     pub timeout: Duration,
     pub aggregation: Aggregation,
 }
@@ -109,7 +112,18 @@ impl Config {
     }
 
     /// Parses the configuration from a lookup of variable names. Empty values count as unset.
+    /// It reads no secret, so a `*_SECRET_ARN` variable is refused: see
+    /// [`crate::secrets::load_config`].
     pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::parse_with(lookup, &SecretValues::default())
+    }
+
+    /// Parses the configuration with the secrets its `*_SECRET_ARN` variables name, already
+    /// read from Secrets Manager.
+    pub fn parse_with(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: &SecretValues,
+    ) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let endpoint = get("PROMETHEUS_ENDPOINT").ok_or(ConfigError::Missing {
@@ -117,6 +131,7 @@ impl Config {
             expected: "set it to the Prometheus base URL, e.g. `http://prometheus:9090`",
         })?;
         let (query_url, basic_auth) = parse_endpoint(&endpoint)?;
+        let auth = PrometheusAuth::parse(&get, &query_url, basic_auth, secrets)?;
 
         let query = get("PROMETHEUS_QUERY").ok_or(ConfigError::Missing {
             variable: "PROMETHEUS_QUERY",
@@ -138,6 +153,7 @@ impl Config {
         let webhook_url = get("WEBHOOK_URL")
             .map(|raw| parse_webhook(&raw))
             .transpose()?;
+        let webhook_url = secrets.webhook_url(&get, webhook_url)?;
         let webhook_format = WebhookFormat::parse(&get, webhook_url.as_ref())?;
 
         let high = parse_count(&get, "HIGH_LAG_THRESHOLD", DEFAULT_HIGH_LAG_THRESHOLD)?;
@@ -194,7 +210,7 @@ impl Config {
             prometheus: PrometheusConfig {
                 query_url,
                 query,
-                basic_auth,
+                auth,
                 timeout: Duration::from_secs(timeout_seconds),
                 aggregation,
             },
@@ -338,6 +354,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+    use crate::auth::AuthMode;
 
     fn parse_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut env: HashMap<String, String> = [
@@ -450,7 +467,9 @@ mod tests {
         )])
         .unwrap();
 
-        let auth = config.prometheus.basic_auth.unwrap();
+        let AuthMode::Basic(auth) = config.prometheus.auth.mode else {
+            panic!("credentials in the URL should mean basic auth");
+        };
         assert_eq!(auth.username, "scaler");
         assert_eq!(auth.password.expose_secret(), "p@ss:word");
         assert_eq!(

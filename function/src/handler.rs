@@ -14,6 +14,7 @@ use crate::guards;
 use crate::notify::{Kind, Notification, Notifier};
 use crate::policy::{self, Action, Decision, Lag};
 use crate::prometheus::{LagReading, LagSource, PrometheusError};
+use crate::warm;
 use crate::window::{Checks, Windows};
 
 /// The most a run may take, whatever the Lambda timeout: reads, the write and the message.
@@ -45,10 +46,7 @@ pub enum RunError {
     #[error("the run's time budget ran out while {stage}{}", if *.write_sent {
         "; the group may or may not have been changed"
     } else { "" })]
-    OutOfTime {
-        stage: &'static str,
-        write_sent: bool,
-    },
+    OutOfTime { stage: String, write_sent: bool },
 }
 
 impl RunError {
@@ -94,7 +92,7 @@ pub struct Scaler<L, G, N> {
 /// Runs `future` unless `deadline` passes first.
 async fn within<T, E>(
     deadline: Instant,
-    stage: &'static str,
+    stage: &str,
     future: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, RunError>
 where
@@ -103,7 +101,7 @@ where
     match tokio::time::timeout_at(deadline, future).await {
         Ok(result) => result.map_err(RunError::from),
         Err(_) => Err(RunError::OutOfTime {
-            stage,
+            stage: stage.to_owned(),
             write_sent: stage == WRITE_STAGE,
         }),
     }
@@ -111,12 +109,21 @@ where
 
 const WRITE_STAGE: &str = "updating the group";
 
-/// The deadline of a run that the Lambda runtime says must end by `deadline_ms`.
+/// The deadline of a run that the Lambda runtime says must end by `deadline_ms` (Unix time
+/// in milliseconds).
+///
+/// A deadline that has already passed cannot come from Lambda, whose deadline is always the
+/// invocation's start plus its timeout; local emulators send one (`cargo lambda watch` sends
+/// a fixed 600000). Such a run gets the full [`RUN_BUDGET`] instead of failing at once.
 pub fn run_deadline(deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |now| now.as_millis() as u64);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    if deadline_ms <= now_ms {
+        tracing::debug!(deadline_ms, "deadline already passed; using the run budget");
+        return Instant::now() + RUN_BUDGET;
+    }
+    let remaining = Duration::from_millis(deadline_ms - now_ms);
     Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN).min(RUN_BUDGET)
 }
 
@@ -141,6 +148,17 @@ where
         Self { windows, ..self }
     }
 
+    /// Opens the connections a run uses, ahead of the first event (see [`warm`]).
+    pub async fn warm_up(&self, budget: Duration) {
+        warm::connections(
+            &self.lag_source,
+            &self.groups,
+            &self.settings.asg_name,
+            budget,
+        )
+        .await
+    }
+
     /// The Lambda entry point. Any JSON event starts the same run; its content is ignored.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, RunError> {
         tracing::trace!(payload = %event.payload, "event");
@@ -150,11 +168,13 @@ where
     /// One complete run that ends by `deadline`.
     pub async fn run(&self, deadline: Instant) -> Result<Summary, RunError> {
         let name = self.settings.asg_name.as_str();
+        // A source slower than the time left is named in the error, as its own timeout would.
+        let reading_stage = format!("reading the lag from {}", self.lag_source.name());
         let windows = self
             .windows
             .check(&self.lag_source, &self.settings.thresholds);
         let (reading, group, checks) = tokio::join!(
-            within(deadline, "reading the lag", self.lag_source.read_lag()),
+            within(deadline, &reading_stage, self.lag_source.read_lag()),
             within(deadline, "describing the group", self.groups.describe(name)),
             within(deadline, "reading the sustain windows", windows),
         );
@@ -320,5 +340,45 @@ fn driver(reading: &LagReading) -> Option<String> {
     match reading {
         LagReading::Known(known) => Some(known.driver.clone()),
         LagReading::NoData(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix_ms_in(offset: Duration) -> u64 {
+        (SystemTime::now() + offset)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    #[test]
+    fn run_deadline_keeps_a_margin_before_the_lambda_deadline() {
+        let deadline = run_deadline(unix_ms_in(Duration::from_secs(15)));
+        let left = deadline - Instant::now();
+        assert!(
+            left <= Duration::from_secs(15) - DEADLINE_MARGIN,
+            "{left:?}"
+        );
+        assert!(left > Duration::from_secs(12), "{left:?}");
+    }
+
+    #[test]
+    fn run_deadline_never_exceeds_the_run_budget() {
+        let left = run_deadline(unix_ms_in(Duration::from_secs(900))) - Instant::now();
+        assert!(left <= RUN_BUDGET, "{left:?}");
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_gets_the_full_budget() {
+        for deadline_ms in [600_000, 0] {
+            let left = run_deadline(deadline_ms) - Instant::now();
+            assert!(
+                left > RUN_BUDGET - Duration::from_secs(1),
+                "{deadline_ms}: {left:?}"
+            );
+        }
     }
 }

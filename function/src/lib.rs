@@ -4,6 +4,7 @@
 //! `main.rs` wires the real clients; everything that decides lives here, behind small traits
 //! so that it runs against real local services or fakes in tests.
 
+pub mod auth;
 pub mod autoscaling;
 pub mod config;
 pub mod format;
@@ -12,7 +13,9 @@ pub mod handler;
 pub mod notify;
 pub mod policy;
 pub mod prometheus;
+pub mod secrets;
 pub mod telemetry;
+pub mod warm;
 pub mod window;
 
 use std::time::Duration;
@@ -35,7 +38,7 @@ pub type LambdaScaler = Scaler<PrometheusClient, SdkGroupApi, WebhookNotifier>;
 /// `AWS_ENDPOINT_URL` come from the environment as usual.
 pub fn sdk_config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(sdk_retry_config())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -43,6 +46,12 @@ pub fn sdk_config_loader() -> ConfigLoader {
                 .operation_timeout(Duration::from_secs(12))
                 .build(),
         )
+}
+
+/// Standard retries, three attempts in all: throttling and transient errors are retried with
+/// backoff, client errors such as `ValidationError` are not.
+pub fn sdk_retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
 }
 
 /// The HTTP client for Prometheus and the webhook. Per-request timeouts are set where the
@@ -62,6 +71,10 @@ pub fn build_scaler(
     sdk: &aws_config::SdkConfig,
 ) -> LambdaScaler {
     let format = config.webhook_format;
+    let mut prometheus = config.prometheus;
+    prometheus
+        .auth
+        .use_credentials(sdk.credentials_provider().as_ref());
     let notifier = config
         .webhook_url
         .map(|url| WebhookNotifier::new(http.clone(), url).with_format(format));
@@ -71,7 +84,7 @@ pub fn build_scaler(
             thresholds: config.thresholds,
             dry_run: config.dry_run,
         },
-        PrometheusClient::new(http, config.prometheus),
+        PrometheusClient::new(http, prometheus),
         SdkGroupApi::new(aws_sdk_autoscaling::Client::new(sdk)),
         notifier,
     )

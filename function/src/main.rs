@@ -1,9 +1,9 @@
 //! The Lambda binary: logging, configuration, clients, then the runtime loop. Nothing here
 //! decides anything.
 
-use kafka_lag_scaler::config::Config;
 use kafka_lag_scaler::handler::RunError;
-use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, telemetry};
+use kafka_lag_scaler::secrets::load_config;
+use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, telemetry, warm};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -11,7 +11,9 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
 
-    let config = match Config::from_env() {
+    // Secrets named by `*_SECRET_ARN` are read here, once, with the SDK's credentials.
+    let sdk = sdk_config_loader().load().await;
+    let config = match load_config(|name| std::env::var(name).ok(), &sdk).await {
         Ok(config) => config,
         Err(error) => {
             // Every invocation answers with the same clear error instead of a crash loop.
@@ -24,8 +26,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
 
-    let sdk = sdk_config_loader().load().await;
     let scaler = build_scaler(config, http_client(), &sdk);
+    scaler.warm_up(warm::WARM_UP_BUDGET).await;
     let scaler = &scaler;
     lambda_runtime::run(service_fn(move |event| scaler.handle(event))).await
 }

@@ -207,9 +207,11 @@ impl Notifier for WebhookNotifier {
             return Ok(());
         }
         // One retry, and only when the receiver says when and that moment fits the budget: a
-        // message is worth less than ending the run on time.
+        // message is worth less than ending the run on time. A Retry-After too large for the
+        // clock (`checked_add` fails) is one that does not fit either.
         let wait = retry_after(&response).filter(|wait| {
-            status == StatusCode::TOO_MANY_REQUESTS && Instant::now() + *wait < deadline
+            let retry_at = Instant::now().checked_add(*wait);
+            status == StatusCode::TOO_MANY_REQUESTS && retry_at.is_some_and(|at| at < deadline)
         });
         let Some(wait) = wait else {
             return Err(NotifyError::Status {

@@ -10,19 +10,20 @@
 //! [`parse_response`] is pure, so every response shape is tested without a network.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode};
-use secrecy::ExposeSecret;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use crate::auth::refusal_detail;
 use crate::config::{Aggregation, PrometheusConfig};
 
 /// Bodies larger than this are refused rather than parsed: a 128 MB function must not be
@@ -85,6 +86,16 @@ pub struct KnownLag {
 pub enum PrometheusError {
     #[error("could not reach Prometheus at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
+    #[error("could not sign the query to Prometheus at {endpoint}: {reason}")]
+    Signing { endpoint: String, reason: String },
+    #[error("Prometheus at {endpoint} refused the query with HTTP {status}{detail}; {hint}")]
+    Refused {
+        endpoint: String,
+        status: StatusCode,
+        /// The server's own `message`, as `: "…"`, when it sent one.
+        detail: String,
+        hint: String,
+    },
     #[error("Prometheus at {endpoint} did not answer within {} s", timeout.as_secs_f32())]
     Timeout { endpoint: String, timeout: Duration },
     #[error(
@@ -143,6 +154,11 @@ pub enum BodyProblem {
 pub trait LagSource {
     fn read_lag(&self) -> impl Future<Output = Result<LagReading, PrometheusError>> + Send;
 
+    /// The source as named in errors, e.g. `Prometheus at http://prometheus:9090/api/v1/query`.
+    fn name(&self) -> String {
+        "the lag source".to_owned()
+    }
+
     /// Reads another instant query built over the lag query (a sustained-breach window) the
     /// same way as the lag. A source without history, such as a test fake, answers with its
     /// current reading, as if the lag had always been what it is now.
@@ -173,16 +189,29 @@ impl PrometheusClient {
         self.config.query_url.as_str()
     }
 
-    async fn fetch(&self, query: &str) -> Result<(StatusCode, String, Vec<u8>), reqwest::Error> {
-        let mut request = self
+    async fn fetch(&self, query: &str) -> Result<(StatusCode, String, Vec<u8>), PrometheusError> {
+        let request = self
             .http
             .post(self.config.query_url.clone())
             .timeout(self.config.timeout)
             .form(&[("query", query)]);
-        if let Some(auth) = &self.config.basic_auth {
-            request = request.basic_auth(&auth.username, Some(auth.password.expose_secret()));
-        }
-        let mut response = request.send().await?;
+        let auth = &self.config.auth;
+        let request = auth
+            .authorize(request)
+            .build()
+            .map_err(|e| self.transport_error(e))?;
+        let request = auth
+            .sign(request)
+            .await
+            .map_err(|e| PrometheusError::Signing {
+                endpoint: self.endpoint().to_owned(),
+                reason: e.to_string(),
+            })?;
+        let mut response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -192,7 +221,11 @@ impl PrometheusClient {
             .to_owned();
 
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 // One byte past the limit is enough for the parser to refuse it.
                 body.extend_from_slice(&chunk[..MAX_BODY_BYTES + 1 - body.len()]);
@@ -219,16 +252,17 @@ impl PrometheusClient {
 }
 
 impl LagSource for PrometheusClient {
+    fn name(&self) -> String {
+        format!("Prometheus at {}", self.endpoint())
+    }
+
     async fn read_lag(&self) -> Result<LagReading, PrometheusError> {
         self.read_query(&self.config.query).await
     }
 
     async fn read_query(&self, query: &str) -> Result<LagReading, PrometheusError> {
         tracing::debug!(endpoint = self.endpoint(), query = %query, "querying Prometheus");
-        let (status, content_type, body) = self
-            .fetch(query)
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let (status, content_type, body) = self.fetch(query).await?;
         tracing::trace!(%status, body = %String::from_utf8_lossy(&body), "Prometheus answered");
 
         let endpoint = self.endpoint();
@@ -251,6 +285,14 @@ impl LagSource for PrometheusClient {
                 content_type,
                 problem,
             }),
+            (false, _) if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                Err(PrometheusError::Refused {
+                    endpoint: endpoint.to_owned(),
+                    status,
+                    detail: refusal_detail(&body),
+                    hint: self.config.auth.refusal_hint(),
+                })
+            }
             (false, _) => Err(PrometheusError::Status {
                 endpoint: endpoint.to_owned(),
                 status,
@@ -274,35 +316,334 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-#[derive(Deserialize)]
+/// Where the one pass over a body was when it found something malformed: `None` in the
+/// envelope, then `data`, then the result type being read.
+type Stage = Cell<Option<&'static str>>;
+
+/// The envelope, read in one pass: `data` is parsed, and a vector aggregated, as it streams
+/// by, so a large result is never held as a list of samples nor scanned twice.
 struct Envelope<'a> {
-    #[serde(borrow)]
-    status: Cow<'a, str>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(rename = "errorType")]
+    status: Text<'a>,
+    data: Option<Data>,
     error_type: Option<String>,
     error: Option<String>,
-    #[serde(default)]
     warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(rename = "resultType", borrow)]
-    result_type: Cow<'a, str>,
-    #[serde(borrow)]
-    result: &'a RawValue,
+#[serde(field_identifier, rename_all = "camelCase")]
+enum EnvelopeField {
+    Status,
+    Data,
+    ErrorType,
+    Error,
+    Warnings,
+    #[serde(other)]
+    Other,
 }
 
-type Labels<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
+struct EnvelopeSeed<'s>(&'s Stage);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the Prometheus API envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut status, mut data, mut error_type, mut error) = (None, None, None, None);
+        let mut warnings = Vec::new();
+        while let Some(field) = map.next_key()? {
+            match field {
+                EnvelopeField::Status => status = Some(map.next_value()?),
+                EnvelopeField::Data => {
+                    data = map.next_value_seed(DataSeed(self.0))?;
+                    self.0.set(None);
+                }
+                EnvelopeField::ErrorType => error_type = map.next_value()?,
+                EnvelopeField::Error => error = map.next_value()?,
+                EnvelopeField::Warnings => warnings = map.next_value()?,
+                EnvelopeField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Envelope {
+            status: status.ok_or_else(|| de::Error::missing_field("status"))?,
+            data,
+            error_type,
+            error,
+            warnings,
+        })
+    }
+}
+
+/// A string borrowed from the body unless it holds escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// `data`, with its result already read.
+enum Data {
+    Vector(SeriesTable),
+    Scalar(f64),
+    Unsupported(String),
+    /// A field left out; reported only once `status` says the body is an answer.
+    Missing(&'static str),
+}
 
 #[derive(Deserialize)]
-struct VectorSample<'a> {
-    #[serde(borrow, default)]
-    metric: Labels<'a>,
-    /// Absent for native-histogram samples, which carry no single lag figure.
-    value: Option<(Timestamp, SampleValue)>,
+#[serde(field_identifier, rename_all = "camelCase")]
+enum DataField {
+    ResultType,
+    Result,
+    #[serde(other)]
+    Other,
+}
+
+struct DataSeed<'s>(&'s Stage);
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Option<Data>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Option<Data>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with `resultType` and `result`")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.set(Some("data"));
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut result_type, mut data, mut deferred) = (None::<Text>, None, None);
+        while let Some(field) = map.next_key()? {
+            match (field, &result_type) {
+                (DataField::ResultType, _) => result_type = Some(map.next_value()?),
+                (DataField::Result, Some(kind)) => {
+                    data = Some(map.next_value_seed(ResultSeed(&kind.0, self.0))?);
+                }
+                // Prometheus writes `resultType` first; if another server does not, the result
+                // is kept as raw JSON and read once its type is known.
+                (DataField::Result, None) => deferred = Some(map.next_value::<&RawValue>()?),
+                (DataField::Other, _) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let Some(kind) = result_type else {
+            return Ok(Some(Data::Missing("resultType")));
+        };
+        if let Some(data) = data {
+            return Ok(Some(data));
+        }
+        let Some(raw) = deferred else {
+            return Ok(Some(Data::Missing("result")));
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        ResultSeed(&kind.0, self.0)
+            .deserialize(&mut deserializer)
+            .map(Some)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Reads `result` as the result type named.
+struct ResultSeed<'k, 's>(&'k str, &'s Stage);
+
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
+    type Value = Data;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data, D::Error> {
+        match self.0 {
+            "vector" => {
+                self.1.set(Some("vector"));
+                deserializer.deserialize_seq(VectorVisitor)
+            }
+            "scalar" => {
+                self.1.set(Some("scalar"));
+                let (_, SampleValue(value)) =
+                    <(Timestamp, SampleValue)>::deserialize(deserializer)?;
+                Ok(Data::Scalar(value))
+            }
+            other => {
+                IgnoredAny::deserialize(deserializer)?;
+                Ok(Data::Unsupported(other.to_owned()))
+            }
+        }
+    }
+}
+
+struct VectorVisitor;
+
+impl<'de> Visitor<'de> for VectorVisitor {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of samples")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
+        let mut table = SeriesTable::default();
+        // One label buffer for all samples: its strings borrow from the body.
+        let mut labels = Vec::new();
+        while let Some(value) = seq.next_element_seed(SampleSeed(&mut labels))? {
+            table.add(&mut labels, value);
+        }
+        Ok(Data::Vector(table))
+    }
+}
+
+type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// One vector sample: its labels go into the buffer, its value (absent for native-histogram
+/// samples, which carry no single lag figure) is returned.
+struct SampleSeed<'b, 'de>(&'b mut LabelPairs<'de>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum SampleField {
+    Metric,
+    Value,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for SampleSeed<'_, 'de> {
+    type Value = Option<f64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SampleSeed<'_, 'de> {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sample with `metric` and `value`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.0.clear();
+        let mut value = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                SampleField::Metric => map.next_value_seed(LabelsSeed(&mut *self.0))?,
+                SampleField::Value => {
+                    value = map
+                        .next_value::<Option<(Timestamp, SampleValue)>>()?
+                        .map(|(_, SampleValue(value))| value);
+                }
+                SampleField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(value)
+    }
+}
+
+struct LabelsSeed<'b, 'de>(&'b mut LabelPairs<'de>);
+
+impl<'de> DeserializeSeed<'de> for LabelsSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelsSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of label names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some((Text(name), Text(value))) = map.next_entry()? {
+            self.0.push((name, value));
+        }
+        Ok(())
+    }
+}
+
+/// The distinct usable series of a vector, each with its largest value, keyed by an encoding
+/// of its label set (see [`series_key`]).
+#[derive(Default)]
+struct SeriesTable {
+    by_labels: HashMap<String, f64>,
+    unusable: usize,
+    key: String,
+}
+
+impl SeriesTable {
+    fn add(&mut self, labels: &mut LabelPairs, value: Option<f64>) {
+        let value = match value {
+            Some(value) if usable(value) => value,
+            _ => {
+                self.unusable += 1;
+                return;
+            }
+        };
+        // Identical label sets (two replicas of one exporter behind a front end) describe the
+        // same series: they are counted once, with the larger value, and never added together.
+        series_key(labels, &mut self.key);
+        match self.by_labels.get_mut(self.key.as_str()) {
+            Some(existing) => *existing = existing.max(value),
+            None => {
+                self.by_labels.insert(self.key.clone(), value);
+            }
+        }
+    }
+}
+
+/// Ends each label name and value in a series key; escaped content never holds it.
+const KEY_END: &str = "\0\0";
+/// Stands for a NUL inside a label name or value.
+const KEY_NUL: &str = "\0\u{1}";
+
+/// Writes the label set as `name END value END ...`, sorted by name, with a repeated name
+/// keeping its last value as a map would. Equal sets give equal keys, and keys compare as
+/// the label sets do, pair by pair.
+fn series_key(labels: &mut LabelPairs, key: &mut String) {
+    // Prometheus sends labels sorted, which makes this (stable) sort a single scan.
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    key.clear();
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if labels.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        for text in [name, value] {
+            if text.contains('\0') {
+                key.push_str(&text.replace('\0', KEY_NUL));
+            } else {
+                key.push_str(text);
+            }
+            key.push_str(KEY_END);
+        }
+    }
 }
 
 /// Prometheus timestamps are float seconds; only their shape is checked.
@@ -361,10 +702,17 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyProblem::TooLarge);
     }
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| BodyProblem::NotJson(e.to_string()))?;
+    let stage = Stage::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let envelope = EnvelopeSeed(&stage)
+        .deserialize(&mut deserializer)
+        .and_then(|envelope| deserializer.end().map(|()| envelope))
+        .map_err(|e| match stage.get() {
+            Some(result_type) if e.is_data() => malformed(result_type, &e),
+            _ => BodyProblem::NotJson(e.to_string()),
+        })?;
 
-    match envelope.status.as_ref() {
+    match envelope.status.0.as_ref() {
         "success" => {}
         "error" => {
             return Err(BodyProblem::ErrorStatus {
@@ -376,27 +724,18 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
     }
 
     let data = envelope.data.ok_or(BodyProblem::MissingData)?;
-    let data: Data =
-        serde_json::from_str(data.get()).map_err(|e| BodyProblem::MalformedResult {
-            result_type: "data",
-            detail: e.to_string(),
-        })?;
     let discards = Discards {
         unusable_samples: 0,
         warnings: envelope.warnings,
     };
-    match data.result_type.as_ref() {
-        "vector" => {
-            let samples: Vec<VectorSample> =
-                serde_json::from_str(data.result.get()).map_err(|e| malformed("vector", &e))?;
-            Ok(aggregate_vector(samples, aggregation, discards))
-        }
-        "scalar" => {
-            let (_, SampleValue(value)): (Timestamp, SampleValue) =
-                serde_json::from_str(data.result.get()).map_err(|e| malformed("scalar", &e))?;
-            Ok(aggregate_scalar(value, discards))
-        }
-        other => Err(BodyProblem::UnsupportedResultType(other.to_owned())),
+    match data {
+        Data::Vector(table) => Ok(aggregate_vector(table, aggregation, discards)),
+        Data::Scalar(value) => Ok(aggregate_scalar(value, discards)),
+        Data::Unsupported(other) => Err(BodyProblem::UnsupportedResultType(other)),
+        Data::Missing(field) => Err(BodyProblem::MalformedResult {
+            result_type: "data",
+            detail: format!("missing field `{field}`"),
+        }),
     }
 }
 
@@ -422,24 +761,12 @@ fn aggregate_scalar(value: f64, mut discards: Discards) -> LagReading {
 }
 
 fn aggregate_vector(
-    samples: Vec<VectorSample>,
+    table: SeriesTable,
     aggregation: Aggregation,
     mut discards: Discards,
 ) -> LagReading {
-    // Identical label sets (two replicas of one exporter behind a front end) describe the same
-    // series: they are counted once, with the larger value, and never added together.
-    let mut by_labels: HashMap<Labels, f64> = HashMap::with_capacity(samples.len());
-    for sample in samples {
-        match sample.value {
-            Some((_, SampleValue(value))) if usable(value) => {
-                by_labels
-                    .entry(sample.metric)
-                    .and_modify(|existing| *existing = existing.max(value))
-                    .or_insert(value);
-            }
-            _ => discards.unusable_samples += 1,
-        }
-    }
+    discards.unusable_samples += table.unusable;
+    let by_labels = table.by_labels;
     if by_labels.is_empty() {
         return LagReading::NoData(discards);
     }
@@ -476,12 +803,17 @@ fn known(value: f64, driver: String, series: usize, discards: Discards) -> LagRe
     })
 }
 
-fn format_labels(labels: &Labels) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .filter(|(name, _)| name.as_ref() != "__name__")
-        .map(|(name, value)| format!("{name}={value:?}"))
-        .collect();
+/// `{name="value", ...}` from a series key, without `__name__`.
+fn format_labels(key: &str) -> String {
+    let mut texts = key
+        .split_terminator(KEY_END)
+        .map(|text| text.replace(KEY_NUL, "\0"));
+    let mut pairs = Vec::new();
+    while let (Some(name), Some(value)) = (texts.next(), texts.next()) {
+        if name != "__name__" {
+            pairs.push(format!("{name}={value:?}"));
+        }
+    }
     format!("{{{}}}", pairs.join(", "))
 }
 
@@ -698,6 +1030,28 @@ mod tests {
     fn a_sum_too_large_for_the_counter_saturates() {
         let body = vector(&[sample("a", "t", "1.7e308"), sample("b", "t", "1.7e308")].join(","));
         assert_eq!(known_value(&body, Aggregation::Sum).value, u64::MAX);
+    }
+
+    #[test]
+    fn a_result_written_before_its_type_is_still_read() {
+        let body = r#"{"status":"success","data":{"result":[{"metric":{"topic":"t"},
+            "value":[1,"9"]}],"resultType":"vector"}}"#;
+        assert_eq!(known_value(body, Aggregation::Max).value, 9);
+    }
+
+    #[test]
+    fn label_sets_differing_only_in_escapes_or_nul_are_distinct_series() {
+        let body = vector(
+            r#"{"metric":{"g":"a\u0000b"},"value":[1,"2"]},
+               {"metric":{"g":"a\u0000"},"value":[1,"3"]},
+               {"metric":{"g":"a\"b"},"value":[1,"5"]}"#,
+        );
+
+        let lag = known_value(&body, Aggregation::Sum);
+        assert_eq!((lag.value, lag.series), (10, 3));
+
+        let lag = known_value(&body, Aggregation::Max);
+        assert_eq!(lag.driver, r#"{g="a\"b"}"#);
     }
 
     #[test]

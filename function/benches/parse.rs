@@ -1,0 +1,36 @@
+//! Parsing and aggregating Prometheus responses of 1, 1,000 and 100,000 series.
+//!
+//! Budget (BENCHMARKS.md): 100,000 series in under 50 ms. Throughput is reported per series,
+//! so a step that grows faster than the body shows as a falling rate from 1k to 100k.
+
+mod support;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kafka_lag_scaler::config::Aggregation;
+use kafka_lag_scaler::prometheus::{parse_response, LagReading};
+
+fn parse_and_aggregate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_response");
+    for series in [1, 1_000, 100_000] {
+        let body = support::vector_body(series);
+        group.throughput(Throughput::Elements(series as u64));
+        if series >= 100_000 {
+            group.sample_size(20);
+        }
+        for (name, aggregation) in [("max", Aggregation::Max), ("sum", Aggregation::Sum)] {
+            group.bench_with_input(BenchmarkId::new(name, series), &body, |b, body| {
+                b.iter(|| {
+                    let reading = parse_response(black_box(body), aggregation);
+                    assert!(matches!(reading, Ok(LagReading::Known(_))));
+                    reading
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse_and_aggregate);
+criterion_main!(benches);

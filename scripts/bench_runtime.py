@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""A minimal Lambda Runtime API that starts the function and times it.
+
+    bench_runtime.py --binary PATH --event FILE --invocations N [--gap-ms MS]
+                     [--cold-starts K] [--out FILE]
+
+It serves the three routes the function uses (GET .../invocation/next, POST
+.../invocation/ID/response, POST .../invocation/ID/error, and .../init/error)
+on 127.0.0.1, points AWS_LAMBDA_RUNTIME_API at itself and starts the binary,
+which is then on its real runtime path: lambda_runtime polling this API.
+The rest of the function's environment is inherited.
+
+It starts the function K times (--cold-starts), a fresh process each time; the
+first process gets N invocations (--invocations), the others one. It measures:
+  init     from spawning the process to its first GET .../next
+  first    the first invocation of each process: event sent -> response received
+  warm     invocations 2..N of the first process, the same way
+  rss      VmHWM (peak resident set) of each process after its last invocation
+It prints a JSON report on stdout (or --out). It exits non-zero when an
+invocation returns an error.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+PREFIX = "/2018-06-01/runtime"
+
+
+class Runtime:
+    """What the handler threads share with the driver."""
+
+    def __init__(self, event):
+        self.event = event
+        self.events = queue.Queue()  # request ids the driver releases
+        self.arrivals = queue.Queue()  # ("next"|"response"|"error", id, t_ns, body)
+        self.sent_at = {}
+
+
+def make_handler(runtime):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def body(self):
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                    if size == 0:
+                        # Trailers end with an empty line.
+                        while self.rfile.readline().strip():
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+        def reply(self, status, body=b"", headers=()):
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def do_GET(self):
+            if self.path != f"{PREFIX}/invocation/next":
+                return self.reply(404)
+            runtime.arrivals.put(("next", None, time.monotonic_ns(), b""))
+            request_id = runtime.events.get()
+            if request_id is None:
+                # The run is over: hold the poll until the process is stopped.
+                time.sleep(3600)
+                return None
+            deadline_ms = int(time.time() * 1000) + 60_000
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Lambda-Runtime-Aws-Request-Id", request_id),
+                ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
+                (
+                    "Lambda-Runtime-Invoked-Function-Arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:kafka-lag-scaler-bench",
+                ),
+                ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+            ]
+            self.reply(200, runtime.event, headers)
+            runtime.sent_at[request_id] = time.monotonic_ns()
+            return None
+
+        def do_POST(self):
+            now = time.monotonic_ns()
+            body = self.body()
+            parts = self.path[len(PREFIX) :].strip("/").split("/")
+            if parts == ["init", "error"]:
+                runtime.arrivals.put(("init_error", None, now, body))
+            elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                runtime.arrivals.put((parts[2], parts[1], now, body))
+            else:
+                return self.reply(404)
+            return self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+
+    return Handler
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def wait_for(runtime, kinds, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            arrival = runtime.arrivals.get(timeout=0.2)
+        except queue.Empty:
+            if process.poll() is not None:
+                raise SystemExit(f"the function exited with status {process.returncode}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no {kinds} from the function within {timeout}s")
+            continue
+        if arrival[0] == "init_error":
+            raise SystemExit(f"init failed: {arrival[3].decode(errors='replace')}")
+        if arrival[0] in kinds:
+            return arrival
+
+
+def one_process(args, event, log, invocations):
+    runtime = Runtime(event)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(runtime))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    env = dict(os.environ)
+    env.update(
+        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
+        AWS_LAMBDA_FUNCTION_NAME="kafka-lag-scaler-bench",
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
+        AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/kafka-lag-scaler-bench",
+        AWS_LAMBDA_LOG_STREAM_NAME="bench",
+    )
+    started = time.monotonic_ns()
+    process = subprocess.Popen([args.binary], env=env, stdout=log, stderr=log)
+    try:
+        _, _, ready, _ = wait_for(runtime, ("next",), process)
+        init_ns = ready - started
+        durations, summaries = [], []
+        for i in range(invocations):
+            request_id = str(uuid.uuid4())
+            runtime.events.put(request_id)
+            kind, got_id, at, body = wait_for(runtime, ("response", "error"), process)
+            if kind == "error" or got_id != request_id:
+                raise SystemExit(f"invocation {i + 1} failed: {body.decode(errors='replace')}")
+            durations.append(at - runtime.sent_at[request_id])
+            summaries.append(json.loads(body))
+            wait_for(runtime, ("next",), process)
+            if args.gap_ms and i + 1 < invocations:
+                time.sleep(args.gap_ms / 1000)
+        rss = peak_rss_kib(process.pid)
+        runtime.events.put(None)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server.shutdown()
+        server.server_close()
+    return init_ns, durations, rss, summaries
+
+
+def ms(ns):
+    return round(ns / 1e6, 3)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    # Nearest rank: the smallest value with at least `fraction` of the values at or below it.
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--event", required=True)
+    parser.add_argument("--invocations", type=int, default=31)
+    parser.add_argument("--cold-starts", type=int, default=1)
+    parser.add_argument("--gap-ms", type=float, default=50)
+    parser.add_argument("--log", default=os.devnull, help="where the function's output goes")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    with open(args.event, "rb") as source:
+        event = source.read()
+
+    inits, firsts, rss, warm, actions = [], [], [], [], set()
+    with open(args.log, "ab") as log:
+        for cold in range(args.cold_starts):
+            invocations = args.invocations if cold == 0 else 1
+            init_ns, durations, peak, summaries = one_process(args, event, log, invocations)
+            inits.append(init_ns)
+            firsts.append(durations[0])
+            rss.append(peak)
+            if cold == 0:
+                warm = durations[1:]
+            actions.update(summary["action"] for summary in summaries)
+
+    report = {
+        "cold_starts": args.cold_starts,
+        "init_ms": {"median": ms(percentile(inits, 0.5)), "all": [ms(v) for v in inits]},
+        "first_invocation_ms": {
+            "median": ms(percentile(firsts, 0.5)),
+            "all": [ms(v) for v in firsts],
+        },
+        "warm_invocation_ms": {
+            "count": len(warm),
+            "median": ms(percentile(warm, 0.5)) if warm else None,
+            "p95": ms(percentile(warm, 0.95)) if warm else None,
+            "min": ms(min(warm)) if warm else None,
+            "max": ms(max(warm)) if warm else None,
+        },
+        "peak_rss_mib": round(max(rss) / 1024, 2),
+        "actions": sorted(actions),
+    }
+    text = json.dumps(report, indent=2)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
