@@ -1,3 +1,4 @@
+import { CONNECTIVITY_DEFAULTS, ConnectivitySettings, validateConnectivity } from './connectivity';
 import {
   ASG_NAME_PATTERN,
   HTTP_URL_PATTERN,
@@ -50,7 +51,7 @@ export const MAX_LENGTH = {
  * Only the first four have no default. Every value that is also a stack parameter
  * is just that parameter's default: `cdk deploy --parameters` overrides it.
  */
-export interface EnvironmentSettings {
+export interface EnvironmentSettings extends ConnectivitySettings {
   /**
    * AWS account to deploy to (12 digits).
    * @default - the account of the credentials `cdk deploy` runs with
@@ -112,6 +113,7 @@ export type EnvironmentConfig = Required<Omit<EnvironmentSettings, 'account' | '
 
 /** Defaults shared by every environment; the function's own defaults where it has them. */
 export const DEFAULTS = {
+  ...CONNECTIVITY_DEFAULTS,
   webhookUrl: '',
   highLagThreshold: 10_000_000,
   lowLagThreshold: 100_000,
@@ -231,6 +233,7 @@ export function validateConfig(config: EnvironmentConfig): string[] {
     'logRetentionDays', config.logRetentionDays,
     `must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
 
+  problems.push(...validateConnectivity(config));
   return problems;
 }
 

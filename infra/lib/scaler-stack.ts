@@ -9,6 +9,13 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ConfigError, EnvironmentConfig, validateConfig } from './config';
+import {
+  ConnectivityConfig,
+  NETWORK_INTERFACES_ARN,
+  connectivityEnvironment,
+  connectivityStatements,
+  vpcPlacement,
+} from './connectivity';
 import { ScalerParameters, declareParameters } from './parameters';
 
 /** The Rust crate that holds the function, relative to this file. */
@@ -73,10 +80,10 @@ export class KafkaLagScalerStack extends Stack {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `kafka-lag-scaler (${config.name}): read Auto Scaling groups, resize one`,
       inlinePolicies: {
-        Scaler: scalerPolicy(this.logGroup),
+        Scaler: scalerPolicy(this.logGroup, connectivityStatements(config)),
       },
     });
-    acknowledgeRequiredWildcards(this.role);
+    acknowledgeRequiredWildcards(this.role, config);
 
     this.function = new RustFunction(this, 'Function', {
       manifestPath: props.manifestPath ?? DEFAULT_MANIFEST_PATH,
@@ -98,6 +105,7 @@ export class KafkaLagScalerStack extends Stack {
       // Asynchronous invoke configuration: a failed or throttled tick is not retried.
       retryAttempts: 0,
       maxEventAge: STALE_TICK_MAX_AGE,
+      ...vpcPlacement(this, config),
       environment: {
         PROMETHEUS_ENDPOINT: params.prometheusEndpoint.valueAsString,
         PROMETHEUS_QUERY: params.prometheusQuery.valueAsString,
@@ -110,6 +118,7 @@ export class KafkaLagScalerStack extends Stack {
         DRY_RUN: params.dryRun.valueAsString,
         LAG_AGGREGATION: config.lagAggregation,
         PROMETHEUS_TIMEOUT_SECONDS: String(config.prometheusTimeoutSeconds),
+        ...connectivityEnvironment(config),
       },
     });
 
@@ -144,9 +153,13 @@ export class KafkaLagScalerStack extends Stack {
 }
 
 /**
- * The role's only permissions: read groups, resize the one group, write its own logs.
+ * The role's only permissions: read groups, resize the one group, write its own logs, and
+ * what the environment's connectivity settings add (see `connectivityStatements`).
  */
-function scalerPolicy(logGroup: logs.ILogGroup): iam.PolicyDocument {
+function scalerPolicy(
+  logGroup: logs.ILogGroup,
+  connectivity: iam.PolicyStatement[],
+): iam.PolicyDocument {
   return new iam.PolicyDocument({
     statements: [
       new iam.PolicyStatement({
@@ -164,6 +177,7 @@ function scalerPolicy(logGroup: logs.ILogGroup): iam.PolicyDocument {
         actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
         resources: [logGroup.logGroupArn],
       }),
+      ...connectivity,
     ],
   });
 }
@@ -181,12 +195,17 @@ function groupArn(): string {
 }
 
 /** cdk-nag findings on the role that the design requires, each acknowledged alone. */
-function acknowledgeRequiredWildcards(role: iam.Role): void {
+function acknowledgeRequiredWildcards(role: iam.Role, config: ConnectivityConfig): void {
+  const inVpc = config.vpcId !== '';
   NagSuppressions.addResourceSuppressions(role, [
     {
       id: 'AwsSolutions-IAM5',
-      reason: 'autoscaling:DescribeAutoScalingGroups supports no resource-level '
-        + 'permissions, so IAM only accepts it on `*`.',
+      reason: inVpc
+        ? 'autoscaling:DescribeAutoScalingGroups, ec2:DescribeNetworkInterfaces and '
+          + 'ec2:DescribeSubnets support no resource-level permissions, so IAM only accepts '
+          + 'them on `*`.'
+        : 'autoscaling:DescribeAutoScalingGroups supports no resource-level '
+          + 'permissions, so IAM only accepts it on `*`.',
       appliesTo: ['Resource::*'],
     },
     {
@@ -198,5 +217,11 @@ function acknowledgeRequiredWildcards(role: iam.Role): void {
         + ':autoScalingGroup:*:autoScalingGroupName/<AsgName>',
       ],
     },
+    ...(inVpc ? [{
+      id: 'AwsSolutions-IAM5',
+      reason: 'Lambda names the network interfaces it creates in the configured subnets, '
+        + 'so their ids are unknown before the function runs.',
+      appliesTo: [`Resource::${NETWORK_INTERFACES_ARN.replace(/\$\{([^}]+)\}/g, '<$1>')}`],
+    }] : []),
   ]);
 }
