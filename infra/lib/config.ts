@@ -12,6 +12,34 @@ export type Architecture = 'arm64' | 'x86_64';
 /** How the function combines several lag series into one number. */
 export type LagAggregation = 'max' | 'sum';
 
+/** The shape of the chat messages (`WEBHOOK_FORMAT`); `auto` picks it from the URL's host. */
+export type WebhookFormat = 'auto' | 'slack' | 'teams' | 'discord' | 'json' | 'text';
+
+/**
+ * A sustained-breach window as the function reads it: `0` (off), or whole seconds, minutes
+ * and hours such as `90s`, `10m` or `1h30m`.
+ */
+const SUSTAIN_PATTERN = /^(0|([0-9]+[smh])+)$/;
+
+/**
+ * The windows the function accepts with its default 30-second `SUSTAIN_STEP`: at least one
+ * step, at most Prometheus's 11,000 points (its `window.rs`).
+ */
+export const SUSTAIN_SECONDS_RANGE = [30, 11_000 * 30] as const;
+
+/** Seconds in a window written as `SUSTAIN_PATTERN` allows; `undefined` when it does not. */
+export function sustainSeconds(window: string): number | undefined {
+  if (!SUSTAIN_PATTERN.test(window)) {
+    return undefined;
+  }
+  const unit = { s: 1, m: 60, h: 3600 } as const;
+  let seconds = 0;
+  for (const [, count, suffix] of window.matchAll(/([0-9]+)([smh])/g)) {
+    seconds += Number(count) * unit[suffix as keyof typeof unit];
+  }
+  return seconds;
+}
+
 /** Retention periods that CloudWatch Logs accepts, in days. */
 export const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -86,6 +114,20 @@ export interface EnvironmentSettings extends ConnectivitySettings {
   readonly lagAggregation?: LagAggregation;
   /** @default false */
   readonly dryRun?: boolean;
+  /**
+   * How long the lag must stay above `highLagThreshold` before a group at standby starts
+   * (`SCALE_OUT_SUSTAIN`), e.g. `10m`; `0` acts on the current reading alone.
+   * @default '0'
+   */
+  readonly scaleOutSustain?: string;
+  /**
+   * How long the lag must stay below `lowLagThreshold` before an active group returns to
+   * standby (`SCALE_IN_SUSTAIN`), e.g. `30m`; `0` acts on the current reading alone.
+   * @default '0'
+   */
+  readonly scaleInSustain?: string;
+  /** Message shape for the webhook (`WEBHOOK_FORMAT`). @default 'auto' */
+  readonly webhookFormat?: WebhookFormat;
   /** @default 10 */
   readonly prometheusTimeoutSeconds?: number;
   /**
@@ -121,6 +163,9 @@ export const DEFAULTS = {
   scaleInCapacity: 0,
   lagAggregation: 'max',
   dryRun: false,
+  scaleOutSustain: '0',
+  scaleInSustain: '0',
+  webhookFormat: 'auto',
   prometheusTimeoutSeconds: 10,
   schedule: 'rate(5 minutes)',
   architecture: 'arm64',
@@ -207,6 +252,18 @@ export function validateConfig(config: EnvironmentConfig): string[] {
     config.lagAggregation, 'must be `max` or `sum`');
   check(typeof config.dryRun === 'boolean', 'dryRun', config.dryRun,
     'must be true or false');
+  const [shortestWindow, longestWindow] = SUSTAIN_SECONDS_RANGE;
+  for (const field of ['scaleOutSustain', 'scaleInSustain'] as const) {
+    const seconds = sustainSeconds(config[field]);
+    check(seconds === 0
+      || (seconds !== undefined && seconds >= shortestWindow && seconds <= longestWindow),
+    field, config[field],
+    'must be `0` (off) or a duration such as `90s`, `10m` or `1h30m`, from '
+      + `${shortestWindow} seconds to ${longestWindow / 3600} hours`);
+  }
+  check(['auto', 'slack', 'teams', 'discord', 'json', 'text'].includes(config.webhookFormat),
+    'webhookFormat', config.webhookFormat,
+    'must be `auto`, `slack`, `teams`, `discord`, `json` or `text`');
   check(isCount(config.prometheusTimeoutSeconds)
     && config.prometheusTimeoutSeconds >= 1
     && config.prometheusTimeoutSeconds <= MAX_PROMETHEUS_TIMEOUT_SECONDS,

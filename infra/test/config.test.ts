@@ -69,6 +69,9 @@ describe('defaults', () => {
     assert.equal(config.memoryMb, 128);
     assert.equal(config.timeoutSeconds, 60);
     assert.equal(config.logRetentionDays, 30);
+    assert.equal(config.scaleOutSustain, '0');
+    assert.equal(config.scaleInSustain, '0');
+    assert.equal(config.webhookFormat, 'auto');
   });
 
   it('give way to the environment\'s settings', () => {
@@ -129,6 +132,25 @@ describe('validation', () => {
     assertOneProblem({ architecture: 'arm' as never }, /^architecture `arm` must be `arm64`/);
     assertOneProblem({ lagAggregation: 'avg' as never }, /^lagAggregation `avg` must be/);
     assertOneProblem({ logRetentionDays: 31 }, /^logRetentionDays `31` must be one of 1, 3/);
+  });
+
+  it('accepts the sustain windows the function accepts', () => {
+    for (const window of ['0', '30s', '10m', '1h30m', '91h40m']) {
+      assert.deepEqual(problemsWith({ scaleOutSustain: window, scaleInSustain: window }), [],
+        window);
+    }
+  });
+
+  it('refuses sustain windows the function would refuse at cold start', () => {
+    for (const window of ['10', '10 m', '1.5h', '-5m', '29s', '92h', 'ten']) {
+      assertOneProblem({ scaleInSustain: window },
+        new RegExp(`^scaleInSustain \`${window.replace('.', '\\.')}\` must be \`0\``));
+    }
+  });
+
+  it('refuses an unknown webhook format', () => {
+    assertOneProblem({ webhookFormat: 'slak' as never },
+      /^webhookFormat `slak` must be `auto`, `slack`, `teams`, `discord`, `json` or `text`$/);
   });
 
   it('refuses memory outside Lambda\'s range', () => {

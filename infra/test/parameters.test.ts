@@ -85,6 +85,9 @@ describe('stack parameters', () => {
       ...expected,
       LAG_AGGREGATION: 'max',
       PROMETHEUS_TIMEOUT_SECONDS: '10',
+      SCALE_OUT_SUSTAIN: '0',
+      SCALE_IN_SUSTAIN: '0',
+      WEBHOOK_FORMAT: 'auto',
     });
   });
 
