@@ -2,9 +2,11 @@
 
 use std::future::Future;
 
-use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_autoscaling::Client;
 use thiserror::Error;
+
+use crate::prometheus::error_chain;
 
 /// What a run reads of the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +33,12 @@ pub enum AutoScalingError {
         code: String,
         message: String,
     },
-    #[error("{operation} failed: {reason}")]
+    /// No answer at all: no route, DNS, TLS, a timeout. In a VPC without a NAT gateway or an
+    /// `autoscaling` endpoint this is what a run shows, so it names where it tried to go.
+    #[error("{operation} failed: could not reach the Auto Scaling API at {endpoint}: {reason}")]
     Transport {
         operation: &'static str,
+        endpoint: String,
         reason: String,
     },
 }
@@ -67,29 +72,50 @@ pub trait GroupApi {
 #[derive(Debug, Clone)]
 pub struct SdkGroupApi {
     client: Client,
+    /// Where the client sends its calls, as errors name it.
+    endpoint: String,
 }
 
 impl SdkGroupApi {
+    /// The adapter over a client of the Region's own endpoint.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        let endpoint = match client.config().region() {
+            Some(region) => format!("the {region} endpoint"),
+            None => "no endpoint (no Region is configured: set AWS_REGION)".to_owned(),
+        };
+        Self { client, endpoint }
     }
-}
 
-fn sdk_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> AutoScalingError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match &error {
-        SdkError::ServiceError(service) => AutoScalingError::Api {
-            operation,
-            code: service.err().code().unwrap_or("Unknown").to_owned(),
-            message: service.err().message().unwrap_or("no message").to_owned(),
-        },
-        _ => AutoScalingError::Transport {
-            operation,
-            reason: DisplayErrorContext(&error).to_string(),
-        },
+    /// The adapter over a client built from `sdk`, which may name its own endpoint
+    /// (`AWS_ENDPOINT_URL`).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        let api = Self::new(Client::new(sdk));
+        match sdk.endpoint_url() {
+            Some(url) => Self {
+                endpoint: url.to_owned(),
+                ..api
+            },
+            None => api,
+        }
+    }
+
+    fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> AutoScalingError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match &error {
+            SdkError::ServiceError(service) => AutoScalingError::Api {
+                operation,
+                code: service.err().code().unwrap_or("Unknown").to_owned(),
+                message: service.err().message().unwrap_or("no message").to_owned(),
+            },
+            _ => AutoScalingError::Transport {
+                operation,
+                endpoint: self.endpoint.clone(),
+                reason: error_chain(&error),
+            },
+        }
     }
 }
 
@@ -101,7 +127,7 @@ impl GroupApi for SdkGroupApi {
             .auto_scaling_group_names(name)
             .send()
             .await
-            .map_err(|e| sdk_error("DescribeAutoScalingGroups", e))?;
+            .map_err(|e| self.error("DescribeAutoScalingGroups", e))?;
         tracing::debug!(?output, "DescribeAutoScalingGroups answered");
 
         let group = output
@@ -145,7 +171,7 @@ impl GroupApi for SdkGroupApi {
             .desired_capacity(capacity)
             .send()
             .await
-            .map_err(|e| sdk_error("UpdateAutoScalingGroup", e))?;
+            .map_err(|e| self.error("UpdateAutoScalingGroup", e))?;
         Ok(())
     }
 }

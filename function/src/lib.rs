@@ -85,7 +85,7 @@ pub fn build_scaler(
             dry_run: config.dry_run,
         },
         PrometheusClient::new(http, prometheus),
-        SdkGroupApi::new(aws_sdk_autoscaling::Client::new(sdk)),
+        SdkGroupApi::from_sdk(sdk),
         notifier,
     )
     .with_windows(config.windows)

@@ -466,6 +466,25 @@ async fn case_10_an_unknown_group_is_an_error_naming_it() {
     );
 }
 
+#[tokio::test]
+async fn an_unreachable_auto_scaling_api_is_an_error_naming_its_endpoint() {
+    // What a function in a VPC without a route to Auto Scaling meets, as a refused connection.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let unreachable = closed_port_url().await;
+    let scaler = lambda_scaler("faults-no-route", &prometheus.uri(), &unreachable).await;
+
+    let result = scaler.run(deadline()).await;
+
+    assert_error(
+        result,
+        "AutoScalingFailed",
+        &[&format!(
+            "DescribeAutoScalingGroups failed: could not reach the Auto Scaling API at \
+             {unreachable}"
+        )],
+    );
+}
+
 const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
 /// A recorded DescribeAutoScalingGroups answer: the group at 0 of at most 10.
