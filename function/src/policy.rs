@@ -244,7 +244,7 @@ fn guard(decided: Decision, group: &Group, partial: bool) -> Decision {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const HIGH: u64 = 10_000_000;
@@ -256,7 +256,8 @@ mod tests {
         scale_in_capacity: 0,
     };
 
-    fn group(desired_capacity: i32) -> Group {
+    /// A group of at most 10 instances, nothing suspended, capacity in instances.
+    pub(crate) fn group(desired_capacity: i32) -> Group {
         Group {
             desired_capacity,
             max_size: 10,

@@ -258,6 +258,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::policy::tests::group;
     use crate::policy::{self, Group, Lag};
     use crate::prometheus::{Discards, KnownLag};
 
@@ -466,15 +467,6 @@ mod tests {
                 "the last 1m may be partial (1 sample(s) were NaN, infinite or negative)"
             )
         );
-    }
-
-    fn group(desired_capacity: i32) -> Group {
-        Group {
-            desired_capacity,
-            max_size: 10,
-            suspended_processes: vec![],
-            desired_capacity_type: None,
-        }
     }
 
     fn lag(value: u64) -> Lag {

@@ -145,6 +145,19 @@ pub async fn create_group(client: &Client, name: &str, sizes: Sizes) {
 }
 
 /// Reads a group's sizes back from moto.
+/// Puts the group back at standby (MinSize and DesiredCapacity 0), so the next run meets the
+/// same state.
+pub async fn reset_to_standby(client: &Client, name: &str) {
+    client
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .min_size(0)
+        .desired_capacity(0)
+        .send()
+        .await
+        .expect("reset the group in moto");
+}
+
 pub async fn group_sizes(client: &Client, name: &str) -> Sizes {
     let output = client
         .describe_auto_scaling_groups()

@@ -14,7 +14,9 @@ use aws_sdk_autoscaling::Client;
 use kafka_lag_scaler::config::Config;
 use kafka_lag_scaler::handler::{run_deadline, RunError, Summary};
 use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, LambdaScaler};
-use kafka_lag_scaler_e2e::{create_group, group_sizes, repo_root, unique, Sizes, Stack};
+use kafka_lag_scaler_e2e::{
+    create_group, group_sizes, repo_root, reset_to_standby, unique, Sizes, Stack,
+};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -550,6 +552,17 @@ async fn lambda_scaler(asg: &str, prometheus: &str, autoscaling: &str) -> Lambda
     build_scaler(config, http_client(), &sdk)
 }
 
+/// A recorded Auto Scaling API that describes `name` at 0 of at most 10; each test mounts its
+/// own UpdateAutoScalingGroup answers.
+async fn autoscaling_api(name: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
+        .respond_with(describe_answer(name))
+        .mount(&server)
+        .await;
+    server
+}
+
 async fn update_calls(autoscaling: &MockServer) -> usize {
     let requests = autoscaling.received_requests().await.unwrap();
     requests
@@ -561,11 +574,7 @@ async fn update_calls(autoscaling: &MockServer) -> usize {
 #[tokio::test]
 async fn case_11_a_validation_error_is_quoted_and_not_retried() {
     let prometheus = prometheus(vector(&[HIGH_LAG])).await;
-    let autoscaling = MockServer::start().await;
-    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
-        .respond_with(describe_answer("asg-validation"))
-        .mount(&autoscaling)
-        .await;
+    let autoscaling = autoscaling_api("asg-validation").await;
     let refusal = "Desired capacity:4 must be between the specified min size:0 and max size:3";
     Mock::given(body_string_contains(UPDATE))
         .respond_with(aws_error("ValidationError", refusal))
@@ -592,11 +601,7 @@ async fn case_11_a_validation_error_is_quoted_and_not_retried() {
 #[tokio::test]
 async fn case_12_throttling_once_is_absorbed_by_the_standard_retry() {
     let prometheus = prometheus(vector(&[HIGH_LAG])).await;
-    let autoscaling = MockServer::start().await;
-    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
-        .respond_with(describe_answer("asg-throttled"))
-        .mount(&autoscaling)
-        .await;
+    let autoscaling = autoscaling_api("asg-throttled").await;
     Mock::given(body_string_contains(UPDATE))
         .respond_with(aws_error("Throttling", "Rate exceeded"))
         .up_to_n_times(1)
@@ -785,14 +790,7 @@ async fn case_17_any_event_starts_the_same_run() {
         context.deadline = deadline_in(15).0;
         summaries.push((why, scaler.handle(LambdaEvent::new(event, context)).await));
         // Back to standby, so that every event meets the same state.
-        client
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&asg)
-            .min_size(0)
-            .desired_capacity(0)
-            .send()
-            .await
-            .unwrap();
+        reset_to_standby(&client, &asg).await;
     }
 
     for (why, summary) in summaries {

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_lag_scaler_e2e::{
-    create_group, free_port, group_sizes, lag_query, received_texts, repo_root, set_lag, unique,
-    values, wait_for_query, Sizes, Stack,
+    create_group, free_port, group_sizes, lag_query, received_texts, repo_root, reset_to_standby,
+    set_lag, unique, values, wait_for_query, Sizes, Stack,
 };
 use serde_json::{json, Value};
 
@@ -279,14 +279,7 @@ async fn the_built_binary_scales_out_the_same_way_for_every_kind_of_scheduled_ev
     ];
     for (runs, (what, payload)) in payloads.into_iter().enumerate() {
         // Every event starts from the same state: the group standing by.
-        client
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&asg)
-            .min_size(0)
-            .desired_capacity(0)
-            .send()
-            .await
-            .expect("reset the group in moto");
+        reset_to_standby(&client, &asg).await;
 
         let summary = watch.invoke(payload).await.expect(what);
 
