@@ -6,12 +6,14 @@
 //! Each window is one more instant query, sent beside the lag query, over a subquery of the
 //! configured query sampled every `SUSTAIN_STEP`:
 //!
-//! * scale out: `min_over_time((Q)[W:S])`, keeping only the series whose samples cover the
-//!   window (`count_over_time((Q)[W:S]) >= W/S`). A series younger than the window has not
-//!   been high for all of it, so it does not count.
-//! * scale in: `max_over_time((Q)[W:S])` over every series, and only when every series covers
-//!   the window. A young series could have been high before anyone saw it, so it withholds the
-//!   return until it has been watched for a whole window.
+//! * scale out: `min_over_time((U)[W:S])`, keeping only the series whose usable samples cover
+//!   the window (`count_over_time((U)[W:S]) >= W/S`), where `U` is the query's usable samples
+//!   (`(Q) >= 0 < +Inf`). A series younger than the window has not been high for all of it,
+//!   and one whose lag was unknown for part of it has not been seen high, so neither counts.
+//! * scale in: `max_over_time((U)[W:S])` over every series, and only when every series the
+//!   query returned in the window has usable samples covering all of it. A young series could
+//!   have been high before anyone saw it, and unknown lag (`NaN`, `-1`) is never low, so either
+//!   withholds the return until a whole window has been watched.
 //!
 //! The window answers are aggregated like the lag (`LAG_AGGREGATION`). Both directions err on
 //! the side of doing nothing: the current reading still decides, the windows only confirm.
@@ -164,18 +166,32 @@ fn subquery(query: &str, window: Duration, step: Duration) -> String {
     format!("({query}\n)[{}s:{}s]", window.as_secs(), step.as_secs())
 }
 
-/// The lowest lag of each series that covers the window.
+/// The query's usable samples only: `NaN`, infinities and negative values (kafka_exporter's
+/// `-1`) dropped, so that unknown lag neither counts towards a window's coverage nor passes for
+/// a low or high figure (`min_over_time` and `max_over_time` skip `NaN`, and `-1` sorts below
+/// any real lag).
+fn usable(query: &str) -> String {
+    format!("({query}\n) >= 0 < +Inf")
+}
+
+/// The lowest lag of each series whose usable samples cover the window.
 pub fn scale_out_query(query: &str, window: Duration, step: Duration) -> String {
-    let range = subquery(query, window, step);
+    let range = subquery(&usable(query), window, step);
     let steps = window.as_secs() / step.as_secs();
     format!("min_over_time({range}) and (count_over_time({range}) >= {steps})")
 }
 
-/// The highest lag of every series, and nothing unless every series covers the window.
+/// The highest lag of every series, and nothing unless every series the query returned during
+/// the window has usable samples covering all of it: a series that was unknown for part of the
+/// window, or for all of it, withholds the return.
 pub fn scale_in_query(query: &str, window: Duration, step: Duration) -> String {
-    let range = subquery(query, window, step);
+    let all = subquery(query, window, step);
+    let range = subquery(&usable(query), window, step);
     let steps = window.as_secs() / step.as_secs();
-    format!("max_over_time({range}) and on() (min(count_over_time({range})) >= {steps})")
+    format!(
+        "max_over_time({range}) and on() (min(count_over_time({range})) >= {steps}) \
+         and on() (count(count_over_time({range})) == count(count_over_time({all})))"
+    )
 }
 
 fn judge_scale_out(reading: &LagReading, high: u64, window: Duration) -> Check {
@@ -186,9 +202,9 @@ fn judge_scale_out(reading: &LagReading, high: u64, window: Duration) -> Check {
             "the lowest lag over the last {window} was {}",
             lowest.value
         )),
-        LagReading::NoData(_) => {
-            Check::NotSustained(format!("no series has samples covering the last {window}"))
-        }
+        LagReading::NoData(_) => Check::NotSustained(format!(
+            "no series has usable samples covering the last {window}"
+        )),
     }
 }
 
@@ -204,7 +220,8 @@ fn judge_scale_in(reading: &LagReading, low: u64, window: Duration) -> Check {
             highest.value
         )),
         LagReading::NoData(_) => Check::NotSustained(format!(
-            "the samples do not yet cover the last {window} for every series"
+            "usable samples do not yet cover the last {window} for every series (lag that \
+             was NaN or negative counts as unknown, never as low)"
         )),
     }
 }
@@ -382,8 +399,8 @@ mod tests {
         assert_eq!(
             windows.scale_out.unwrap().query,
             format!(
-                "min_over_time(({QUERY}\n)[600s:30s]) and \
-                 (count_over_time(({QUERY}\n)[600s:30s]) >= 20)"
+                "min_over_time((({QUERY}\n) >= 0 < +Inf\n)[600s:30s]) and \
+                 (count_over_time((({QUERY}\n) >= 0 < +Inf\n)[600s:30s]) >= 20)"
             )
         );
         assert_eq!(windows.scale_in, None);
@@ -395,8 +412,10 @@ mod tests {
         assert_eq!(
             windows.scale_in.unwrap().query,
             format!(
-                "max_over_time(({QUERY}\n)[8s:1s]) and on() \
-                 (min(count_over_time(({QUERY}\n)[8s:1s])) >= 8)"
+                "max_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s]) and on() \
+                 (min(count_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s])) >= 8) and on() \
+                 (count(count_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s])) == \
+                 count(count_over_time(({QUERY}\n)[8s:1s])))"
             )
         );
     }
@@ -406,7 +425,8 @@ mod tests {
         let query = scale_out_query("q", Duration::from_secs(95), Duration::from_secs(30));
         assert_eq!(
             query,
-            "min_over_time((q\n)[95s:30s]) and (count_over_time((q\n)[95s:30s]) >= 3)"
+            "min_over_time(((q\n) >= 0 < +Inf\n)[95s:30s]) and \
+             (count_over_time(((q\n) >= 0 < +Inf\n)[95s:30s]) >= 3)"
         );
     }
 
@@ -426,7 +446,7 @@ mod tests {
             ),
             (
                 judge_scale_out(&LagReading::NoData(Discards::default()), 1, window),
-                not_sustained("no series has samples covering the last 10m"),
+                not_sustained("no series has usable samples covering the last 10m"),
                 "no series covers the window",
             ),
             (
@@ -441,7 +461,10 @@ mod tests {
             ),
             (
                 judge_scale_in(&LagReading::NoData(Discards::default()), 1, window),
-                not_sustained("the samples do not yet cover the last 10m for every series"),
+                not_sustained(
+                    "usable samples do not yet cover the last 10m for every series (lag \
+                     that was NaN or negative counts as unknown, never as low)",
+                ),
                 "a series younger than the window",
             ),
         ];

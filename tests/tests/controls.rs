@@ -85,13 +85,29 @@ impl Case {
 
     /// Sets the topic's one series and waits until Prometheus answers it.
     async fn set_lag(&self, lag: i64) {
-        set_lag(&self.stack, CONSUMERS, &self.topic, 0, json!(lag)).await;
-        let expected = vec![lag.to_string()];
+        self.set_value(json!(lag), &lag.to_string()).await;
+    }
+
+    /// Sets the topic's one series to `value`, which Prometheus shows as `shown` (`NaN`, `-1`).
+    async fn set_value(&self, value: Value, shown: &str) {
+        set_lag(&self.stack, CONSUMERS, &self.topic, 0, value).await;
+        let expected = vec![shown.to_owned()];
         wait_for_query(&self.stack, &self.query(), |result| {
             values(result) == expected
         })
         .await;
-        self.mark(&format!("Prometheus answers lag {lag}"));
+        self.mark(&format!("Prometheus answers lag {shown}"));
+    }
+
+    /// Waits until Prometheus has held the series for a whole test window, whatever its values.
+    async fn wait_for_a_whole_window(&self) {
+        let samples = format!(
+            "count_over_time(({}\n)[{WINDOW_ENV}:{STEP_ENV}])",
+            self.query()
+        );
+        let steps = (WINDOW.as_secs() / STEP.as_secs()) as f64;
+        self.wait_until("a whole window of samples", &samples, |n| n >= steps)
+            .await;
     }
 
     /// Waits until Prometheus evaluates `query` to one sample that `check` accepts.
@@ -265,6 +281,73 @@ async fn a_brief_dip_holds_and_a_dip_for_the_whole_window_returns_the_group() {
     );
 }
 
+/// A window in which the lag was unknown (`unknown`, shown by Prometheus as `shown`) and then
+/// low for a moment: the return waits until low lag has been seen for a whole window.
+async fn unknown_lag_never_confirms_a_return(unknown: Value, shown: &str) {
+    let case = Case::with_group(4).await;
+    let extra = [("SCALE_IN_SUSTAIN", WINDOW_ENV), ("SUSTAIN_STEP", STEP_ENV)];
+    let window = scale_in_query(&case.query(), WINDOW, STEP);
+
+    case.set_value(unknown, shown).await;
+    case.wait_for_a_whole_window().await;
+    case.set_lag(1_000).await;
+    let brief = case.run(&extra).await;
+
+    assert_eq!(brief.action, "hold", "{}", brief.reason);
+    assert!(
+        brief
+            .reason
+            .contains("usable samples do not yet cover the last 8s for every series"),
+        "{}",
+        brief.reason
+    );
+    assert_eq!(case.desired().await, 4);
+
+    case.wait_until("low lag has covered the window", &window, |v| {
+        v < LOW as f64
+    })
+    .await;
+    let sustained = case.run(&extra).await;
+
+    assert_eq!(sustained.action, "scale_in", "{}", sustained.reason);
+    assert_eq!(case.desired().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_nan_lag_never_confirms_a_return() {
+    unknown_lag_never_confirms_a_return(json!("NaN"), "NaN").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_never_committed_lag_never_confirms_a_return() {
+    // kafka_exporter reports -1 for a consumer group that never committed an offset.
+    unknown_lag_never_confirms_a_return(json!(-1), "-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_nan_lag_never_confirms_a_start() {
+    let case = Case::with_group(0).await;
+    let extra = [
+        ("SCALE_OUT_SUSTAIN", WINDOW_ENV),
+        ("SUSTAIN_STEP", STEP_ENV),
+    ];
+
+    case.set_value(json!("NaN"), "NaN").await;
+    case.wait_for_a_whole_window().await;
+    case.set_lag(12_000_000).await;
+    let brief = case.run(&extra).await;
+
+    assert_eq!(brief.action, "hold", "{}", brief.reason);
+    assert!(
+        brief
+            .reason
+            .ends_with("no series has usable samples covering the last 8s"),
+        "{}",
+        brief.reason
+    );
+    assert_eq!(case.desired().await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_series_younger_than_the_window_has_not_been_high_for_all_of_it() {
     let case = Case::with_group(0).await;
@@ -284,7 +367,7 @@ async fn a_series_younger_than_the_window_has_not_been_high_for_all_of_it() {
     assert!(
         young
             .reason
-            .ends_with("no series has samples covering the last 1m"),
+            .ends_with("no series has usable samples covering the last 1m"),
         "{}",
         young.reason
     );
