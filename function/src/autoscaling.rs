@@ -27,6 +27,13 @@ pub struct GroupState {
 pub enum AutoScalingError {
     #[error("Auto Scaling group `{0}` was not found; check ASG_NAME and the region")]
     GroupNotFound(String),
+    /// The answer left out a size, or gave sizes that cannot be: the group's state is
+    /// unknown, and unknown is never zero.
+    #[error(
+        "DescribeAutoScalingGroups described group `{group}` {detail}; its state is unknown, \
+         so nothing was changed"
+    )]
+    UnknownState { group: String, detail: String },
     #[error("{operation} failed: {code}: {message}")]
     Api {
         operation: &'static str,
@@ -135,11 +142,30 @@ impl GroupApi for SdkGroupApi {
             .iter()
             .find(|group| group.auto_scaling_group_name() == Some(name))
             .ok_or_else(|| AutoScalingError::GroupNotFound(name.to_owned()))?;
+        let unknown = |detail: String| AutoScalingError::UnknownState {
+            group: name.to_owned(),
+            detail,
+        };
+        let size =
+            |value: Option<i32>, field| value.ok_or_else(|| unknown(format!("without {field}")));
+        let (min_size, max_size, desired_capacity) = (
+            size(group.min_size(), "MinSize")?,
+            size(group.max_size(), "MaxSize")?,
+            size(group.desired_capacity(), "DesiredCapacity")?,
+        );
+        // The SDK fills a required member missing from the answer with 0, so an absent size
+        // shows here as sizes AWS never reports together.
+        if !(min_size <= desired_capacity && desired_capacity <= max_size) {
+            return Err(unknown(format!(
+                "with MinSize {min_size}, DesiredCapacity {desired_capacity} and MaxSize \
+                 {max_size}, which cannot be (a size may be missing from the answer)"
+            )));
+        }
         Ok(GroupState {
             name: name.to_owned(),
-            min_size: group.min_size().unwrap_or_default(),
-            max_size: group.max_size().unwrap_or_default(),
-            desired_capacity: group.desired_capacity().unwrap_or_default(),
+            min_size,
+            max_size,
+            desired_capacity,
             instance_states: group
                 .instances()
                 .iter()
@@ -230,6 +256,68 @@ mod tests {
         );
         assert_eq!(state.instance_states, vec!["Pending"]);
         assert_eq!(state.suspended_processes, vec!["Launch"]);
+    }
+
+    #[tokio::test]
+    async fn a_group_described_without_a_size_is_an_error_not_zero() {
+        let sizes = |min, max, desired| {
+            AutoScalingGroup::builder()
+                .auto_scaling_group_name("asg")
+                .set_min_size(min)
+                .set_max_size(max)
+                .set_desired_capacity(desired)
+                .build()
+        };
+        for (field, described) in [
+            ("DesiredCapacity", sizes(Some(0), Some(10), None)),
+            ("MaxSize", sizes(Some(0), None, Some(10))),
+            ("MinSize", sizes(None, Some(10), Some(10))),
+        ] {
+            let rule = mock!(Client::describe_auto_scaling_groups).then_output(move || {
+                DescribeAutoScalingGroupsOutput::builder()
+                    .auto_scaling_groups(described.clone())
+                    .build()
+            });
+            let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
+
+            let error = api.describe("asg").await.unwrap_err();
+
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "DescribeAutoScalingGroups described group `asg` without {field}; its \
+                     state is unknown, so nothing was changed"
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn sizes_aws_never_reports_together_are_an_error() {
+        for (min, max, desired) in [(10, 10, 0), (0, 0, 10), (3, 10, 2)] {
+            let rule = mock!(Client::describe_auto_scaling_groups).then_output(move || {
+                let described = AutoScalingGroup::builder()
+                    .auto_scaling_group_name("asg")
+                    .min_size(min)
+                    .max_size(max)
+                    .desired_capacity(desired)
+                    .build();
+                DescribeAutoScalingGroupsOutput::builder()
+                    .auto_scaling_groups(described)
+                    .build()
+            });
+            let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
+
+            let error = api.describe("asg").await.unwrap_err();
+
+            assert!(
+                error.to_string().contains(&format!(
+                    "with MinSize {min}, DesiredCapacity {desired} and MaxSize {max}, which \
+                     cannot be"
+                )),
+                "{error}"
+            );
+        }
     }
 
     #[tokio::test]

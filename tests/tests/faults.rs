@@ -491,11 +491,19 @@ const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
 /// A recorded DescribeAutoScalingGroups answer: the group at 0 of at most 10.
 fn describe_answer(name: &str) -> ResponseTemplate {
+    describe_answer_with_sizes(
+        name,
+        "<MinSize>0</MinSize><MaxSize>10</MaxSize><DesiredCapacity>0</DesiredCapacity>",
+    )
+}
+
+/// A recorded DescribeAutoScalingGroups answer with the size elements given.
+fn describe_answer_with_sizes(name: &str, sizes: &str) -> ResponseTemplate {
     let body = format!(
         r#"<DescribeAutoScalingGroupsResponse xmlns="{XMLNS}">
   <DescribeAutoScalingGroupsResult><AutoScalingGroups><member>
     <AutoScalingGroupName>{name}</AutoScalingGroupName>
-    <MinSize>0</MinSize><MaxSize>10</MaxSize><DesiredCapacity>0</DesiredCapacity>
+    {sizes}
     <DefaultCooldown>300</DefaultCooldown>
     <AvailabilityZones><member>us-east-1a</member></AvailabilityZones>
     <HealthCheckType>EC2</HealthCheckType><CreatedTime>2026-03-12T09:00:00Z</CreatedTime>
@@ -595,6 +603,42 @@ async fn case_11_a_validation_error_is_quoted_and_not_retried() {
         update_calls(&autoscaling).await,
         1,
         "a validation error is never retried"
+    );
+}
+
+#[tokio::test]
+async fn a_group_described_without_its_desired_capacity_is_never_written() {
+    // Ten instances at work and no DesiredCapacity in the answer, which the SDK fills with 0:
+    // read as is, a scale-out to 4 would take the group down at peak.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = MockServer::start().await;
+    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
+        .respond_with(describe_answer_with_sizes(
+            "asg-incomplete",
+            "<MinSize>10</MinSize><MaxSize>10</MaxSize>",
+        ))
+        .mount(&autoscaling)
+        .await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(update_answer())
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-incomplete", &prometheus.uri(), &autoscaling.uri()).await;
+
+    let result = scaler.run(deadline()).await;
+
+    assert_error(
+        result,
+        "AutoScalingFailed",
+        &[
+            "described group `asg-incomplete` with MinSize 10, DesiredCapacity 0 and MaxSize 10, \
+             which cannot be",
+        ],
+    );
+    assert_eq!(
+        update_calls(&autoscaling).await,
+        0,
+        "no write on unknown state"
     );
 }
 
