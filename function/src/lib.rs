@@ -59,6 +59,11 @@ pub fn sdk_retry_config() -> RetryConfig {
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
+        // A redirect would carry the credentials, the tenant header or the webhook's token to
+        // a host nobody configured, and its answer would be trusted as the lag: never follow
+        // one, and never send the URL (and its token) as a Referer.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .user_agent(concat!("kafka-lag-scaler/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the TLS backend is compiled in")

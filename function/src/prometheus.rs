@@ -107,6 +107,17 @@ pub enum PrometheusError {
         status: StatusCode,
         content_type: String,
     },
+    #[error(
+        "Prometheus at {endpoint} answered HTTP {status}, a redirect to {target}; redirects are \
+         not followed, so that credentials and the query never go to a host that was not \
+         configured: set PROMETHEUS_ENDPOINT to the URL that answers"
+    )]
+    Redirected {
+        endpoint: String,
+        status: StatusCode,
+        /// Where the redirect pointed, as scheme, host and port only.
+        target: String,
+    },
     #[error("Prometheus at {endpoint} refused the query (HTTP {status}): {error_type}: {error}")]
     Query {
         endpoint: String,
@@ -213,6 +224,13 @@ impl PrometheusClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(PrometheusError::Redirected {
+                endpoint: self.endpoint().to_owned(),
+                status,
+                target: redirect_target(&response),
+            });
+        }
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -300,6 +318,20 @@ impl LagSource for PrometheusClient {
             }),
         }
     }
+}
+
+/// The origin a redirect points to (`Location` resolved against the request URL), never its
+/// path or query, which may hold a token.
+fn redirect_target(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| response.url().join(location).ok())
+        .map_or_else(
+            || "an unreadable location".to_owned(),
+            |target| format!("`{}`", target.origin().ascii_serialization()),
+        )
 }
 
 /// Joins an error and its sources into one line, each cause once.

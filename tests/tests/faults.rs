@@ -390,6 +390,32 @@ async fn a_prometheus_slower_than_the_time_left_names_the_endpoint_before_the_de
 }
 
 #[tokio::test]
+async fn a_redirect_to_another_host_is_never_followed_nor_its_answer_trusted() {
+    // The other host would answer a lag that starts the group, and would see the credentials.
+    let elsewhere = prometheus(vector(&[HIGH_LAG])).await;
+    let target = format!("{}/api/v1/query?token=s3cr3t", elsewhere.uri());
+    for status in [301, 302, 307, 308] {
+        let redirecting =
+            prometheus(ResponseTemplate::new(status).insert_header("Location", target.as_str()))
+                .await;
+
+        let message = assert_fails_without_writing(
+            &redirecting.uri(),
+            &[
+                &format!("answered HTTP {status}"),
+                &format!("a redirect to `{}`", elsewhere.uri()),
+                "redirects are not followed",
+            ],
+        )
+        .await;
+
+        assert!(!message.contains("s3cr3t"), "{message}");
+    }
+    let followed = elsewhere.received_requests().await.unwrap_or_default();
+    assert!(followed.is_empty(), "a redirect was followed: {followed:?}");
+}
+
+#[tokio::test]
 async fn case_07_a_range_vector_names_the_result_type() {
     let body = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
     let server = prometheus(json_answer(200, body)).await;
@@ -702,6 +728,23 @@ async fn case_13_a_failing_webhook_leaves_the_scale_out_and_logs_one_error() {
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].to_string().contains("HTTP 500"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_redirect_is_not_followed_and_the_token_never_leaves() {
+    let elsewhere = webhook(ResponseTemplate::new(200)).await;
+    let hook = webhook(ResponseTemplate::new(307).insert_header("Location", elsewhere.uri())).await;
+    let (logs, _guard) = capture_logs();
+
+    scale_out_with_webhook(&format!("{}/services/T0/B0/s3cr3t-t0ken", hook.uri())).await;
+
+    let followed = elsewhere.received_requests().await.unwrap_or_default();
+    assert!(
+        followed.is_empty(),
+        "the redirect was followed: {followed:?}"
+    );
+    assert!(logs.text().contains("HTTP 307"), "{}", logs.text());
+    assert!(!logs.text().contains("s3cr3t"), "{}", logs.text());
 }
 
 #[tokio::test]
