@@ -325,12 +325,14 @@ impl ExtraHeaders {
             return Ok(Self::default());
         };
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        for (position, entry) in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
             let Some((name, value)) = entry.split_once('=') else {
-                return Err(header_error(
-                    entry,
-                    "is not `Name=value`; separate headers with commas",
-                ));
+                return Err(malformed_header(position + 1, entry));
             };
             let shown = name.trim();
             let name = HeaderName::from_bytes(shown.as_bytes())
@@ -358,6 +360,28 @@ impl ExtraHeaders {
 }
 
 /// An error about one `PROMETHEUS_HEADERS` entry, naming the header but not its value.
+/// An entry without `=`: its text may be a value (`Name: value`, or the tail of a value that
+/// held a comma), so only its position and, when it reads `Name: value`, the name are shown.
+fn malformed_header(position: usize, entry: &str) -> ConfigError {
+    let colon_name = entry
+        .split_once(':')
+        .map(|(name, _)| name.trim())
+        .filter(|name| HeaderName::from_bytes(name.as_bytes()).is_ok());
+    let problem = match colon_name {
+        Some(name) => format!("entry {position} reads `{name}: …`; write it as `{name}=…`"),
+        None => format!(
+            "entry {position} is not `Name=value` (a value cannot hold a comma, which separates \
+             headers)"
+        ),
+    };
+    ConfigError::Hidden {
+        variable: HEADERS,
+        problem,
+        expected: "expected comma-separated `Name=value` pairs such as `X-Scope-OrgID=team-a`"
+            .to_owned(),
+    }
+}
+
 fn header_error(name: &str, problem: &str) -> ConfigError {
     let name = name.split_once('=').map_or(name, |(name, _)| name).trim();
     ConfigError::Invalid {
@@ -740,7 +764,7 @@ mod tests {
     #[test]
     fn bad_headers_are_named_without_their_values() {
         let cases = [
-            ("X-Scope-OrgID", "is not `Name=value`"),
+            ("X-Scope-OrgID", "entry 1 is not `Name=value`"),
             ("X Bad=1", "not a valid header name"),
             (
                 "Authorization=Bearer s3cr3t",
@@ -755,8 +779,30 @@ mod tests {
         ];
         for (raw, expected) in cases {
             let text = error_text(URL, &[(HEADERS, raw)]);
-            assert!(text.starts_with("PROMETHEUS_HEADERS is `"), "{raw}: {text}");
+            assert!(text.starts_with("PROMETHEUS_HEADERS "), "{raw}: {text}");
             assert!(text.contains(expected), "{raw}: {text}");
+            assert!(!text.contains("s3cr3t"), "{raw}: {text}");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_an_equals_sign_is_placed_never_quoted() {
+        let cases = [
+            // Written the HTTP way, with a colon.
+            (
+                "X-Api-Key: s3cr3t",
+                "entry 1 reads `X-Api-Key: …`; write it as `X-Api-Key=…`",
+            ),
+            // A value that held a comma: its tail became an entry of its own.
+            (
+                "X-Api-Key=abc,tail-of-s3cr3t",
+                "entry 2 is not `Name=value`",
+            ),
+        ];
+        for (raw, expected) in cases {
+            let text = error_text(URL, &[(HEADERS, raw)]);
+            assert!(text.contains(expected), "{raw}: {text}");
+            assert!(text.contains("the value is not shown"), "{raw}: {text}");
             assert!(!text.contains("s3cr3t"), "{raw}: {text}");
         }
     }

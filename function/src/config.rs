@@ -95,6 +95,14 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    /// A bad value that may itself be a secret (a token pasted where its ARN belongs, a header
+    /// value), so the error describes it instead of quoting it.
+    #[error("{variable} {problem} (the value is not shown: it may be a secret); {expected}")]
+    Hidden {
+        variable: &'static str,
+        problem: String,
+        expected: String,
+    },
 }
 
 pub const DEFAULT_HIGH_LAG_THRESHOLD: u64 = 10_000_000;

@@ -135,16 +135,26 @@ fn parse_arn(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
                 && account.bytes().all(|b| b.is_ascii_digit())
                 && !name.is_empty()
     );
+    let expected = "expected a Secrets Manager secret ARN, e.g. \
+                    `arn:aws:secretsmanager:eu-west-1:123456789012:secret:scaler/webhook-AbCdEf`"
+        .to_owned();
     if well_formed {
         Ok(arn.to_owned())
-    } else {
+    } else if arn.starts_with("arn:") {
+        // An ARN with a mistake in it names a secret; it holds none.
         Err(ConfigError::Invalid {
             variable,
             value: arn.to_owned(),
-            expected:
-                "expected a Secrets Manager secret ARN, e.g. \
-                       `arn:aws:secretsmanager:eu-west-1:123456789012:secret:scaler/webhook-AbCdEf`"
-                    .to_owned(),
+            expected,
+        })
+    } else {
+        Err(ConfigError::Hidden {
+            variable,
+            problem: format!(
+                "holds {} characters that are not an ARN",
+                arn.chars().count()
+            ),
+            expected,
         })
     }
 }
@@ -285,7 +295,6 @@ mod tests {
     #[test]
     fn a_secret_name_or_another_arn_is_refused_with_an_example() {
         let cases = [
-            "scaler/webhook",
             "arn:aws:ssm:eu-west-1:123456789012:parameter/hook",
             "arn:aws:secretsmanager:eu-west-1:1234:secret:hook",
             "arn:aws:secretsmanager:eu-west-1:123456789012:secret:",
@@ -299,6 +308,35 @@ mod tests {
                 "{error}"
             );
             assert!(error.contains("Secrets Manager secret ARN"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_secret_pasted_where_its_arn_belongs_is_never_quoted() {
+        let pasted = [
+            (
+                WEBHOOK_URL_SECRET_ARN,
+                "https://hooks.slack.com/services/T0/B0/s3cr3t-t0ken",
+            ),
+            (PROMETHEUS_TOKEN_SECRET_ARN, "glc_s3cr3t"),
+            (PROMETHEUS_BASIC_AUTH_SECRET_ARN, "scaler:s3cr3t"),
+            (PROMETHEUS_BASIC_AUTH_SECRET_ARN, "scaler/prometheus-basic"),
+        ];
+        for (variable, value) in pasted {
+            let error = SecretRefs::parse(lookup(&[(variable, value)]))
+                .expect_err(value)
+                .to_string();
+
+            assert!(
+                error.starts_with(&format!(
+                    "{variable} holds {} characters that are not an ARN (the value is not \
+                     shown: it may be a secret)",
+                    value.len()
+                )),
+                "{error}"
+            );
+            assert!(!error.contains("s3cr3t"), "{error}");
+            assert!(!error.contains(value), "{error}");
         }
     }
 
