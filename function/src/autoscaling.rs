@@ -42,11 +42,17 @@ pub enum AutoScalingError {
     },
     /// No answer at all: no route, DNS, TLS, a timeout. In a VPC without a NAT gateway or an
     /// `autoscaling` endpoint this is what a run shows, so it names where it tried to go.
-    #[error("{operation} failed: could not reach the Auto Scaling API at {endpoint}: {reason}")]
+    #[error(
+        "{operation} failed: could not reach the Auto Scaling API at {endpoint}: {reason}{}",
+        if *.maybe_applied { "; the group may or may not have been changed" } else { "" }
+    )]
     Transport {
         operation: &'static str,
         endpoint: String,
         reason: String,
+        /// A write whose request may have reached AWS before the answer was lost (a timeout,
+        /// a dropped connection): the error must not read as "nothing happened".
+        maybe_applied: bool,
     },
 }
 
@@ -121,10 +127,16 @@ impl SdkGroupApi {
                 operation,
                 endpoint: self.endpoint.clone(),
                 reason: error_chain(&error),
+                // Only a request that could not even be built certainly never left; past that,
+                // the error cannot tell a refused connection from an answer lost on the way.
+                maybe_applied: operation == UPDATE
+                    && !matches!(error, SdkError::ConstructionFailure(_)),
             },
         }
     }
 }
+
+const UPDATE: &str = "UpdateAutoScalingGroup";
 
 impl GroupApi for SdkGroupApi {
     async fn describe(&self, name: &str) -> Result<GroupState, AutoScalingError> {
@@ -197,7 +209,7 @@ impl GroupApi for SdkGroupApi {
             .desired_capacity(capacity)
             .send()
             .await
-            .map_err(|e| self.error("UpdateAutoScalingGroup", e))?;
+            .map_err(|e| self.error(UPDATE, e))?;
         Ok(())
     }
 }

@@ -669,6 +669,32 @@ async fn a_group_described_without_its_desired_capacity_is_never_written() {
 }
 
 #[tokio::test]
+async fn an_update_whose_answer_never_comes_says_the_group_may_have_changed() {
+    // AWS may have applied a write whose answer was lost: the error must not read as if
+    // nothing happened.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = autoscaling_api("asg-hanging").await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(update_answer().set_delay(Duration::from_secs(60)))
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-hanging", &prometheus.uri(), &autoscaling.uri()).await;
+    let deadline = deadline();
+
+    let result = scaler.run(deadline).await;
+
+    assert!(Instant::now() < deadline, "the run outlived its deadline");
+    assert_error(
+        result,
+        "AutoScalingFailed",
+        &[
+            "UpdateAutoScalingGroup failed",
+            "the group may or may not have been changed",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn case_12_throttling_once_is_absorbed_by_the_standard_retry() {
     let prometheus = prometheus(vector(&[HIGH_LAG])).await;
     let autoscaling = autoscaling_api("asg-throttled").await;
