@@ -320,12 +320,32 @@ fn parse_endpoint(raw: &str) -> Result<(Url, Option<BasicAuth>), ConfigError> {
         })
     };
 
-    let path = url.path().trim_end_matches('/').to_owned();
-    if !path.ends_with(&format!("/{QUERY_PATH}")) {
-        url.set_path(&format!("{path}/{QUERY_PATH}"));
-    } else {
-        url.set_path(&path);
+    // An `@` past the host is a password with an unencoded `/`, `?` or `#` in it, cut at
+    // that character: the URL parser read part of it as the path.
+    if url.path().contains('@') {
+        return Err(invalid(
+            variable,
+            &redact_url_text(raw),
+            "a URL whose credentials are percent-encoded: `/` is `%2F`, `?` is `%3F`, \
+             `#` is `%23`, `@` is `%40`",
+        ));
     }
+
+    // The base URL, the API root or the query URL itself all mean the same endpoint.
+    let path = url.path().trim_end_matches('/').to_owned();
+    let base = path
+        .strip_suffix(&format!("/{QUERY_PATH}"))
+        .or_else(|| path.strip_suffix("/api/v1"))
+        .unwrap_or(&path)
+        .to_owned();
+    if base.contains("/api/v1/") || base.ends_with("/api/v1") {
+        return Err(invalid(
+            variable,
+            &redact_url_text(raw),
+            "the Prometheus base URL (the scaler adds `/api/v1/query`), not another API path",
+        ));
+    }
+    url.set_path(&format!("{base}/{QUERY_PATH}"));
     Ok((url, basic_auth))
 }
 
@@ -456,6 +476,11 @@ mod tests {
                 "https://mimir.example/prometheus",
                 "https://mimir.example/prometheus/api/v1/query",
             ),
+            ("http://prom:9090/api/v1", "http://prom:9090/api/v1/query"),
+            (
+                "https://mimir.example/prometheus/api/v1/",
+                "https://mimir.example/prometheus/api/v1/query",
+            ),
         ];
         for (endpoint, expected) in cases {
             let config = parse_with(&[("PROMETHEUS_ENDPOINT", endpoint)]).unwrap();
@@ -465,6 +490,37 @@ mod tests {
                 "endpoint {endpoint}"
             );
         }
+    }
+
+    #[test]
+    fn another_api_path_is_refused_rather_than_extended() {
+        for endpoint in [
+            "http://prom:9090/api/v1/query_range",
+            "http://prom:9090/api/v1/series",
+            "http://prom:9090/api/v1/api/v1/query",
+        ] {
+            let text = error_text(&[("PROMETHEUS_ENDPOINT", endpoint)]);
+            assert!(
+                text.contains("the Prometheus base URL (the scaler adds `/api/v1/query`)"),
+                "{endpoint}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_with_an_unencoded_slash_is_refused_without_showing_it() {
+        // `/` ends the authority, so the parser reads `scaler:123` as host and port and the
+        // rest of the password as the path.
+        let text = error_text(&[(
+            "PROMETHEUS_ENDPOINT",
+            "http://scaler:123/s3cr3t@prom.example:9090",
+        )]);
+
+        assert!(
+            text.contains("credentials are percent-encoded: `/` is `%2F`"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 
     #[test]
