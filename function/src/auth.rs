@@ -335,8 +335,11 @@ impl ExtraHeaders {
                 return Err(malformed_header(position + 1, entry));
             };
             let shown = name.trim();
-            let name = HeaderName::from_bytes(shown.as_bytes())
-                .map_err(|_| header_error(shown, "is not a valid header name"))?;
+            // The text before `=` may hold part of a value (`Name: token=`, `Name;token=`), so
+            // a name that is not one is never quoted.
+            let Ok(name) = HeaderName::from_bytes(shown.as_bytes()) else {
+                return Err(malformed_header(position + 1, entry));
+            };
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| header_error(shown, "has a value with characters HTTP refuses"))?;
             if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-amz-") {
@@ -360,8 +363,9 @@ impl ExtraHeaders {
 }
 
 /// An error about one `PROMETHEUS_HEADERS` entry, naming the header but not its value.
-/// An entry without `=`: its text may be a value (`Name: value`, or the tail of a value that
-/// held a comma), so only its position and, when it reads `Name: value`, the name are shown.
+/// An entry without `=`, or whose text before `=` is no header name: its text may be a value
+/// (`Name: value`, or the tail of a value that held a comma), so only its position and, when it
+/// reads `Name: value`, the name are shown.
 fn malformed_header(position: usize, entry: &str) -> ConfigError {
     let colon_name = entry
         .split_once(':')
@@ -369,6 +373,10 @@ fn malformed_header(position: usize, entry: &str) -> ConfigError {
         .filter(|name| HeaderName::from_bytes(name.as_bytes()).is_ok());
     let problem = match colon_name {
         Some(name) => format!("entry {position} reads `{name}: …`; write it as `{name}=…`"),
+        None if entry.contains('=') => format!(
+            "entry {position} does not start with a valid header name (letters, digits and \
+             `-`, then `=`)"
+        ),
         None => format!(
             "entry {position} is not `Name=value` (a value cannot hold a comma, which separates \
              headers)"
@@ -765,7 +773,7 @@ mod tests {
     fn bad_headers_are_named_without_their_values() {
         let cases = [
             ("X-Scope-OrgID", "entry 1 is not `Name=value`"),
-            ("X Bad=1", "not a valid header name"),
+            ("X Bad=1", "entry 1 does not start with a valid header name"),
             (
                 "Authorization=Bearer s3cr3t",
                 "set by the scaler or by PROMETHEUS_AUTH",
@@ -792,6 +800,20 @@ mod tests {
             (
                 "X-Api-Key: s3cr3t",
                 "entry 1 reads `X-Api-Key: …`; write it as `X-Api-Key=…`",
+            ),
+            // Written with a colon, and a value with `=` in it (base64 padding).
+            (
+                "X-Api-Key: s3cr3t==",
+                "entry 1 reads `X-Api-Key: …`; write it as `X-Api-Key=…`",
+            ),
+            (
+                "Authorization: Bearer ey.s3cr3t=",
+                "entry 1 reads `Authorization: …`; write it as `Authorization=…`",
+            ),
+            // Neither `=` nor `:` where a name ends.
+            (
+                "X-Tenant;s3cr3t=1",
+                "entry 1 does not start with a valid header name",
             ),
             // A value that held a comma: its tail became an entry of its own.
             (

@@ -164,8 +164,18 @@ impl Config {
         let webhook_url = secrets.webhook_url(&get, webhook_url)?;
         let webhook_format = WebhookFormat::parse(&get, webhook_url.as_ref())?;
 
-        let high = parse_count(&get, "HIGH_LAG_THRESHOLD", DEFAULT_HIGH_LAG_THRESHOLD)?;
-        let low = parse_count(&get, "LOW_LAG_THRESHOLD", DEFAULT_LOW_LAG_THRESHOLD)?;
+        let high = parse_count(
+            &get,
+            "HIGH_LAG_THRESHOLD",
+            DEFAULT_HIGH_LAG_THRESHOLD,
+            LAG_EXPECTED,
+        )?;
+        let low = parse_count(
+            &get,
+            "LOW_LAG_THRESHOLD",
+            DEFAULT_LOW_LAG_THRESHOLD,
+            LAG_EXPECTED,
+        )?;
         if high < low {
             return Err(ConfigError::Invalid {
                 variable: "LOW_LAG_THRESHOLD",
@@ -199,16 +209,19 @@ impl Config {
             Some(value) if value == "false" => false,
             Some(value) => return Err(invalid("DRY_RUN", &value, "`true` or `false`")),
         };
+        let timeout_expected =
+            format!("a whole number of seconds from 1 to {MAX_PROMETHEUS_TIMEOUT_SECONDS}");
         let timeout_seconds = parse_count(
             &get,
             "PROMETHEUS_TIMEOUT_SECONDS",
             DEFAULT_PROMETHEUS_TIMEOUT_SECONDS,
+            &timeout_expected,
         )?;
         if !(1..=MAX_PROMETHEUS_TIMEOUT_SECONDS).contains(&timeout_seconds) {
             return Err(invalid(
                 "PROMETHEUS_TIMEOUT_SECONDS",
                 &timeout_seconds.to_string(),
-                &format!("a whole number of seconds from 1 to {MAX_PROMETHEUS_TIMEOUT_SECONDS}"),
+                &timeout_expected,
             ));
         }
 
@@ -245,22 +258,22 @@ fn invalid(variable: &'static str, value: &str, expected: &str) -> ConfigError {
     }
 }
 
+/// What a lag threshold may be.
+const LAG_EXPECTED: &str = "a whole number of 0 or more, e.g. `10000000`";
+
 fn parse_count(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: u64,
+    expected: &str,
 ) -> Result<u64, ConfigError> {
     let Some(raw) = get(variable) else {
         return Ok(default);
     };
     let digits: String = raw.trim().chars().filter(|c| *c != '_').collect();
-    digits.parse::<u64>().map_err(|_| {
-        invalid(
-            variable,
-            &raw,
-            "a whole number of 0 or more, e.g. `10000000`",
-        )
-    })
+    digits
+        .parse::<u64>()
+        .map_err(|_| invalid(variable, &raw, expected))
 }
 
 fn parse_capacity(
@@ -572,7 +585,16 @@ mod tests {
             ("DRY_RUN", "yes", "`true` or `false`"),
             ("PROMETHEUS_TIMEOUT_SECONDS", "0", "from 1 to 25"),
             ("PROMETHEUS_TIMEOUT_SECONDS", "60", "from 1 to 25"),
-            ("PROMETHEUS_TIMEOUT_SECONDS", "5s", "whole number"),
+            (
+                "PROMETHEUS_TIMEOUT_SECONDS",
+                "5s",
+                "whole number of seconds from 1 to 25",
+            ),
+            (
+                "PROMETHEUS_TIMEOUT_SECONDS",
+                "1.5",
+                "whole number of seconds from 1 to 25",
+            ),
             ("PROMETHEUS_ENDPOINT", "prometheus:9090", "http(s) URL"),
             ("PROMETHEUS_ENDPOINT", "ftp://prometheus", "http(s) URL"),
             (

@@ -4,7 +4,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use thiserror::Error;
 use tokio::time::Instant;
 
@@ -23,6 +22,10 @@ pub const RUN_BUDGET: Duration = Duration::from_secs(30);
 /// Kept free before the Lambda deadline so that a run always returns its own answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
+/// The event a run starts from: any JSON at all. Its content is never read, so no shape or
+/// depth of it can fail a run (a `serde_json::Value` refuses nesting deeper than 128).
+pub use serde::de::IgnoredAny as AnyEvent;
+
 /// The JSON a run returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -35,7 +38,7 @@ pub struct Summary {
 }
 
 /// A run that could not do its job.
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum RunError {
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
@@ -59,6 +62,14 @@ impl RunError {
             RunError::AutoScaling(_) => "AutoScalingFailed",
             RunError::OutOfTime { .. } => "RunBudgetExceeded",
         }
+    }
+}
+
+/// The Lambda runtime logs a failed invocation's error in its `Debug` form: give it the same
+/// stable name and sentence as the Lambda error, not a dump of the enum.
+impl std::fmt::Debug for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.error_type())
     }
 }
 
@@ -160,8 +171,7 @@ where
     }
 
     /// The Lambda entry point. Any JSON event starts the same run; its content is ignored.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, RunError> {
-        tracing::trace!(payload = %event.payload, "event");
+    pub async fn handle(&self, event: LambdaEvent<AnyEvent>) -> Result<Summary, RunError> {
         self.run(run_deadline(event.context.deadline)).await
     }
 
@@ -352,6 +362,30 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64
+    }
+
+    #[test]
+    fn an_error_debugs_as_its_type_and_message() {
+        let error = RunError::OutOfTime {
+            stage: "describing the group".into(),
+            write_sent: false,
+        };
+        assert_eq!(
+            format!("{error:?}"),
+            "RunBudgetExceeded: the run's time budget ran out while describing the group"
+        );
+    }
+
+    #[test]
+    fn any_json_is_an_event_however_deep() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        for event in ["{}", r#"{"anything": 1}"#, "null", "\"tick\"", &deep] {
+            assert!(
+                serde_json::from_str::<AnyEvent>(event).is_ok(),
+                "{}",
+                &event[..event.len().min(20)]
+            );
+        }
     }
 
     #[test]

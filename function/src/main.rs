@@ -1,11 +1,10 @@
 //! The Lambda binary: logging, configuration, clients, then the runtime loop. Nothing here
 //! decides anything.
 
-use kafka_lag_scaler::handler::RunError;
+use kafka_lag_scaler::handler::{AnyEvent, RunError};
 use kafka_lag_scaler::secrets::load_config;
 use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, telemetry, warm};
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(error) => {
             // Every invocation answers with the same clear error instead of a crash loop.
             tracing::error!(error = %error, "invalid configuration");
-            return lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+            return lambda_runtime::run(service_fn(|_: LambdaEvent<AnyEvent>| {
                 let error = RunError::Config(error.clone());
                 async move { Err::<(), _>(error) }
             }))

@@ -4,7 +4,7 @@
 //! name only its host.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Client, StatusCode, Url};
@@ -238,15 +238,19 @@ impl Notifier for WebhookNotifier {
 
 /// `Retry-After` in seconds; the HTTP-date form is treated as absent.
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let seconds = response
-        .headers()
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    retry_delay(value, SystemTime::now())
+}
+
+/// A `Retry-After` value as a wait from `now`: delay seconds, or an HTTP date (RFC 9110). A
+/// date already past means no wait.
+fn retry_delay(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -259,6 +263,30 @@ mod tests {
         scale_out_capacity: 4,
         scale_in_capacity: 0,
     };
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = httpdate::parse_http_date("Fri, 04 Dec 2026 02:00:00 GMT").unwrap();
+        let rows = [
+            ("30", Some(30), "delay seconds"),
+            (" 2 ", Some(2), "delay seconds with spaces"),
+            ("Fri, 04 Dec 2026 02:00:05 GMT", Some(5), "a date ahead"),
+            (
+                "Fri, 04 Dec 2026 01:59:00 GMT",
+                Some(0),
+                "a date already past",
+            ),
+            ("soon", None, "neither"),
+            ("-3", None, "a negative delay"),
+        ];
+        for (value, expected, why) in rows {
+            assert_eq!(
+                retry_delay(value, now),
+                expected.map(Duration::from_secs),
+                "{why}"
+            );
+        }
+    }
 
     fn notification(kind: Kind, lag: Option<u64>, before: i32, after: i32) -> Notification {
         Notification {

@@ -11,11 +11,12 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::hash::BuildHasher as _;
 use std::time::Duration;
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, StatusCode};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -27,8 +28,10 @@ use crate::auth::refusal_detail;
 use crate::config::{Aggregation, PrometheusConfig};
 
 /// Bodies larger than this are refused rather than parsed: a 128 MB function must not be
-/// taken down by a query that returns far more series than intended.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// taken down by a query that returns far more series than intended. Reading one takes about
+/// twice its size (the body, then the keys of its series), so 32 MiB leaves the function room;
+/// it is some 130,000 kafka_exporter series, far more than a query with its `by` clause.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// What one query says about the lag.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +61,8 @@ impl fmt::Display for Discards {
         let mut parts = Vec::new();
         if self.unusable_samples > 0 {
             parts.push(format!(
-                "{} sample(s) were NaN, infinite or negative",
+                "{} sample(s) had no usable value (NaN, infinite, negative, beyond any Kafka \
+                 offset, or none)",
                 self.unusable_samples
             ));
         }
@@ -72,7 +76,7 @@ impl fmt::Display for Discards {
 /// A lag figure built from at least one usable sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnownLag {
-    /// The aggregate, rounded to a whole number of messages.
+    /// The aggregate, rounded up to a whole number of messages.
     pub value: u64,
     /// The series that drove the figure, e.g. `{consumergroup="cg-a", topic="orders"}`.
     pub driver: String,
@@ -117,6 +121,14 @@ pub enum PrometheusError {
         status: StatusCode,
         /// Where the redirect pointed, as scheme, host and port only.
         target: String,
+    },
+    #[error(
+        "the {variable} window query (built over PROMETHEUS_QUERY, see the README's sustained-breach \
+         windows) failed: {cause}"
+    )]
+    Window {
+        variable: &'static str,
+        cause: Box<PrometheusError>,
     },
     #[error("Prometheus at {endpoint} refused the query (HTTP {status}): {error_type}: {error}")]
     Query {
@@ -238,7 +250,10 @@ impl PrometheusClient {
             .unwrap_or("none")
             .to_owned();
 
-        let mut body = Vec::new();
+        // Sized once from the announced length, so that a large body is not copied as it grows.
+        let announced = response.content_length().unwrap_or(0);
+        let announced = usize::try_from(announced).unwrap_or(usize::MAX);
+        let mut body = Vec::with_capacity(announced.min(MAX_BODY_BYTES + 1));
         while let Some(chunk) = response
             .chunk()
             .await
@@ -348,9 +363,14 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Where the one pass over a body was when it found something malformed: `None` in the
-/// envelope, then `data`, then the result type being read.
-type Stage = Cell<Option<&'static str>>;
+/// What the one pass over a body shares with every level of it.
+struct Pass {
+    /// Where the pass was when it found something malformed: `None` in the envelope, then
+    /// `data`, then the result type being read.
+    stage: Cell<Option<&'static str>>,
+    /// The body's length, from which a vector's tables are sized once instead of regrown.
+    body_len: usize,
+}
 
 /// The envelope, read in one pass: `data` is parsed, and a vector aggregated, as it streams
 /// by, so a large result is never held as a list of samples nor scanned twice.
@@ -374,7 +394,7 @@ enum EnvelopeField {
     Other,
 }
 
-struct EnvelopeSeed<'s>(&'s Stage);
+struct EnvelopeSeed<'s>(&'s Pass);
 
 impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
     type Value = Envelope<'de>;
@@ -399,11 +419,14 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                 EnvelopeField::Status => status = Some(map.next_value()?),
                 EnvelopeField::Data => {
                     data = map.next_value_seed(DataSeed(self.0))?;
-                    self.0.set(None);
+                    self.0.stage.set(None);
                 }
                 EnvelopeField::ErrorType => error_type = map.next_value()?,
                 EnvelopeField::Error => error = map.next_value()?,
-                EnvelopeField::Warnings => warnings = map.next_value()?,
+                // `null` from some front ends means no warnings, as an absent field does.
+                EnvelopeField::Warnings => {
+                    warnings = map.next_value::<Option<_>>()?.unwrap_or_default();
+                }
                 EnvelopeField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -441,7 +464,7 @@ enum DataField {
     Other,
 }
 
-struct DataSeed<'s>(&'s Stage);
+struct DataSeed<'s>(&'s Pass);
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     type Value = Option<Data>;
@@ -463,7 +486,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.0.set(Some("data"));
+        self.0.stage.set(Some("data"));
         deserializer.deserialize_map(self)
     }
 
@@ -501,7 +524,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 }
 
 /// Reads `result` as the result type named.
-struct ResultSeed<'k, 's>(&'k str, &'s Stage);
+struct ResultSeed<'k, 's>(&'k str, &'s Pass);
 
 impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
     type Value = Data;
@@ -509,11 +532,11 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data, D::Error> {
         match self.0 {
             "vector" => {
-                self.1.set(Some("vector"));
-                deserializer.deserialize_seq(VectorVisitor)
+                self.1.stage.set(Some("vector"));
+                deserializer.deserialize_seq(VectorVisitor(self.1.body_len))
             }
             "scalar" => {
-                self.1.set(Some("scalar"));
+                self.1.stage.set(Some("scalar"));
                 let (_, SampleValue(value)) =
                     <(Timestamp, SampleValue)>::deserialize(deserializer)?;
                 Ok(Data::Scalar(value))
@@ -526,7 +549,8 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
     }
 }
 
-struct VectorVisitor;
+/// Reads a vector's samples; holds the body's length.
+struct VectorVisitor(usize);
 
 impl<'de> Visitor<'de> for VectorVisitor {
     type Value = Data;
@@ -536,7 +560,7 @@ impl<'de> Visitor<'de> for VectorVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
-        let mut table = SeriesTable::default();
+        let mut table = SeriesTable::sized_for(self.0);
         // One label buffer for all samples: its strings borrow from the body.
         let mut labels = Vec::new();
         while let Some(value) = seq.next_element_seed(SampleSeed(&mut labels))? {
@@ -623,14 +647,43 @@ impl<'de> Visitor<'de> for LabelsSeed<'_, 'de> {
 
 /// The distinct usable series of a vector, each with its largest value, keyed by an encoding
 /// of its label set (see [`series_key`]).
+///
+/// The keys live end to end in one arena, the series in one list in the order they came, and
+/// the hash table holds only each series' index, so that it stays small enough for the cache
+/// however many series there are. Keys with equal hashes are still compared byte for byte: a
+/// collision never merges two series.
 #[derive(Default)]
 struct SeriesTable {
-    by_labels: HashMap<String, f64>,
+    index: HashTable<u32>,
+    series: Vec<Series>,
+    arena: String,
+    hasher: DefaultHashBuilder,
     unusable: usize,
-    key: String,
+}
+
+/// One distinct series: its key is `arena[start..end]`.
+struct Series {
+    hash: u64,
+    start: usize,
+    end: usize,
+    value: f64,
 }
 
 impl SeriesTable {
+    /// A table sized for a body of `body_len` bytes, so that it is not regrown while the body
+    /// is read: a key takes fewer bytes than its labels do in the body, and realistic samples
+    /// take at least [`TYPICAL_SAMPLE_BYTES`]. Room reserved and never written is address
+    /// space, not memory the function is charged for.
+    fn sized_for(body_len: usize) -> Self {
+        let series = body_len / TYPICAL_SAMPLE_BYTES;
+        Self {
+            index: HashTable::with_capacity(series),
+            series: Vec::with_capacity(series),
+            arena: String::with_capacity(body_len),
+            ..Self::default()
+        }
+    }
+
     fn add(&mut self, labels: &mut LabelPairs, value: Option<f64>) {
         let value = match value {
             Some(value) if usable(value) => value,
@@ -639,39 +692,75 @@ impl SeriesTable {
                 return;
             }
         };
+        // The key is written where it would be kept, and taken back if the series is known.
+        let start = self.arena.len();
+        series_key(labels, &mut self.arena);
+        let (arena, series, end) = (&self.arena, &mut self.series, self.arena.len());
+        let key = &arena[start..];
+        let hash = self.hasher.hash_one(key);
         // Identical label sets (two replicas of one exporter behind a front end) describe the
         // same series: they are counted once, with the larger value, and never added together.
-        series_key(labels, &mut self.key);
-        match self.by_labels.get_mut(self.key.as_str()) {
-            Some(existing) => *existing = existing.max(value),
-            None => {
-                self.by_labels.insert(self.key.clone(), value);
-            }
+        let same = |&i: &u32| {
+            let known = &series[i as usize];
+            known.hash == hash && &arena[known.start..known.end] == key
+        };
+        if let Some(&i) = self.index.find(hash, same) {
+            let known = &mut series[i as usize];
+            known.value = known.value.max(value);
+            self.arena.truncate(start);
+            return;
         }
+        // A body within MAX_BODY_BYTES holds far fewer than u32::MAX samples.
+        let i = u32::try_from(series.len()).expect("fewer series than bytes in the body");
+        series.push(Series {
+            hash,
+            start,
+            end,
+            value,
+        });
+        self.index
+            .insert_unique(hash, i, |&i| series[i as usize].hash);
+    }
+
+    fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The key of each series with its value.
+    fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.series
+            .iter()
+            .map(|series| (&self.arena[series.start..series.end], series.value))
     }
 }
+
+/// What a realistic sample takes in the body: kafka_exporter's series with their labels take
+/// 150 to 250 bytes. Smaller samples only grow the table as usual.
+const TYPICAL_SAMPLE_BYTES: usize = 128;
 
 /// Ends each label name and value in a series key; escaped content never holds it.
 const KEY_END: &str = "\0\0";
 /// Stands for a NUL inside a label name or value.
 const KEY_NUL: &str = "\0\u{1}";
 
-/// Writes the label set as `name END value END ...`, sorted by name, with a repeated name
-/// keeping its last value as a map would. Equal sets give equal keys, and keys compare as
+/// Appends the label set to `key` as `name END value END ...`, sorted by name, with a repeated
+/// name keeping its last value as a map would. Equal sets give equal keys, and keys compare as
 /// the label sets do, pair by pair.
 fn series_key(labels: &mut LabelPairs, key: &mut String) {
     // Prometheus sends labels sorted, which makes this (stable) sort a single scan.
     labels.sort_by(|a, b| a.0.cmp(&b.0));
-    key.clear();
     for (i, (name, value)) in labels.iter().enumerate() {
         if labels.get(i + 1).is_some_and(|next| next.0 == *name) {
             continue;
         }
         for text in [name, value] {
-            if text.contains('\0') {
-                key.push_str(&text.replace('\0', KEY_NUL));
-            } else {
-                key.push_str(text);
+            // JSON has no raw NUL: only a string that held escapes (and so was copied out of
+            // the body) can contain one.
+            match text {
+                Cow::Owned(text) if text.contains('\0') => {
+                    key.push_str(&text.replace('\0', KEY_NUL));
+                }
+                _ => key.push_str(text),
             }
             key.push_str(KEY_END);
         }
@@ -734,12 +823,17 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyProblem::TooLarge);
     }
-    let stage = Stage::default();
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let envelope = EnvelopeSeed(&stage)
+    let pass = Pass {
+        stage: Cell::default(),
+        body_len: body.len(),
+    };
+    // Checked once here, the body's strings are then borrowed without a check of their own.
+    let body = std::str::from_utf8(body).map_err(|e| BodyProblem::NotJson(e.to_string()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let envelope = EnvelopeSeed(&pass)
         .deserialize(&mut deserializer)
         .and_then(|envelope| deserializer.end().map(|()| envelope))
-        .map_err(|e| match stage.get() {
+        .map_err(|e| match pass.stage.get() {
             Some(result_type) if e.is_data() => malformed(result_type, &e),
             _ => BodyProblem::NotJson(e.to_string()),
         })?;
@@ -778,10 +872,13 @@ fn malformed(result_type: &'static str, error: &serde_json::Error) -> BodyProble
     }
 }
 
-/// A sample is usable when it is finite and not negative (kafka_exporter reports `-1` for a
-/// group that never committed).
+/// The largest lag a sample can honestly report: Kafka offsets are signed 64-bit integers.
+const MAX_LAG: f64 = i64::MAX as f64;
+
+/// A sample is usable when it is a lag Kafka can have: finite, not negative (kafka_exporter
+/// reports `-1` for a group that never committed), and no larger than an offset can be.
 fn usable(value: f64) -> bool {
-    value.is_finite() && value >= 0.0
+    value.is_finite() && (0.0..=MAX_LAG).contains(&value)
 }
 
 fn aggregate_scalar(value: f64, mut discards: Discards) -> LagReading {
@@ -798,22 +895,21 @@ fn aggregate_vector(
     mut discards: Discards,
 ) -> LagReading {
     discards.unusable_samples += table.unusable;
-    let by_labels = table.by_labels;
-    if by_labels.is_empty() {
+    if table.len() == 0 {
         return LagReading::NoData(discards);
     }
 
-    let series = by_labels.len();
+    let series = table.len();
     match aggregation {
         Aggregation::Max => {
-            let (labels, value) = by_labels
+            let (labels, value) = table
                 .iter()
-                .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(a.0)))
                 .expect("at least one series");
-            known(*value, format_labels(labels), series, discards)
+            known(value, format_labels(labels), series, discards)
         }
         Aggregation::Sum => {
-            let total: f64 = by_labels.values().sum();
+            let total: f64 = table.iter().map(|(_, value)| value).sum();
             known(total, format!("sum of {series} series"), series, discards)
         }
     }
@@ -821,9 +917,12 @@ fn aggregate_vector(
 
 fn known(value: f64, driver: String, series: usize, discards: Discards) -> LagReading {
     // `value` is finite and not negative here; a sum that overflowed is saturated, which is
-    // the right answer for a lag that large.
+    // the right answer for a lag that large. A fraction (from `avg` or `rate`) is rounded up:
+    // against whole thresholds, `lag > HIGH` then holds exactly when the fraction is above
+    // HIGH, and `lag < LOW` only when it is at least a whole message below, so rounding never
+    // starts a scale-in that the exact figure would not.
     let value = if value.is_finite() {
-        value.round() as u64
+        value.ceil() as u64
     } else {
         u64::MAX
     };
@@ -923,9 +1022,41 @@ mod tests {
     }
 
     #[test]
-    fn accepts_values_as_json_numbers_and_rounds_fractions() {
-        let body = vector(&[sample("a", "t", "41.6"), sample("b", "t", "12")].join(","));
+    fn accepts_values_as_json_numbers_and_rounds_fractions_up() {
+        let body = vector(&[sample("a", "t", "41.2"), sample("b", "t", "12")].join(","));
         assert_eq!(known_value(&body, Aggregation::Max).value, 42);
+    }
+
+    #[test]
+    fn a_fraction_just_above_a_whole_threshold_reads_as_above_it() {
+        // 12.4 > 12 must read as above a HIGH of 12, and 12.7 must not read as below a LOW
+        // of 13 by more than it is.
+        for (value, expected) in [("12.4", 13), ("12.7", 13), ("12", 12), ("0.2", 1)] {
+            let body = vector(&sample("a", "t", &format!(r#""{value}""#)));
+            assert_eq!(
+                known_value(&body, Aggregation::Max).value,
+                expected,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_no_kafka_offset_can_reach_is_unusable() {
+        for value in ["1e30", "1.2e19", "18446744073709551615"] {
+            let body = vector(&sample("a", "t", &format!(r#""{value}""#)));
+            let reading = parse(&body).unwrap();
+            assert!(
+                matches!(&reading, LagReading::NoData(d) if d.unusable_samples == 1),
+                "{value}: {reading:?}"
+            );
+        }
+        let body = vector(&sample("a", "t", r#""9223372036854775807""#));
+        assert_eq!(
+            known_value(&body, Aggregation::Max).value,
+            9_223_372_036_854_775_808,
+            "the largest offset, as near as a float gets"
+        );
     }
 
     #[test]
@@ -979,6 +1110,15 @@ mod tests {
         assert_eq!(lag.value, 20);
         assert_eq!(lag.discards.unusable_samples, 1);
         assert!(lag.discards.is_partial());
+    }
+
+    #[test]
+    fn null_warnings_are_no_warnings() {
+        let body = r#"{"status":"success","warnings":null,
+            "data":{"resultType":"vector","result":[{"metric":{},"value":[1,"5"]}]}}"#;
+        let lag = known_value(body, Aggregation::Max);
+        assert_eq!(lag.value, 5);
+        assert!(!lag.discards.is_partial());
     }
 
     #[test]
@@ -1059,8 +1199,58 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_is_not_utf8_is_refused() {
+        let mut body = vector(&sample("cg-a", "orders", r#""5""#)).into_bytes();
+        let at = body.iter().position(|&b| b == b'c').unwrap();
+        body[at] = 0xff;
+
+        let problem = parse_response(&body, Aggregation::Max).unwrap_err();
+
+        assert!(
+            matches!(&problem, BodyProblem::NotJson(why) if why.contains("utf-8")),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_it_is_read() {
+        let mut body = vec![b' '; MAX_BODY_BYTES + 1];
+        body[0] = b'{';
+
+        assert_eq!(
+            parse_response(&body, Aggregation::Max),
+            Err(BodyProblem::TooLarge)
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_however_far_apart_and_however_the_table_grew() {
+        // Short samples, many more than the table is first sized for, so that it is regrown
+        // between a series and its duplicate.
+        let first: Vec<String> = (0..3_000)
+            .map(|i| sample(&format!("g{i}"), "t", &format!(r#""{i}""#)))
+            .collect();
+        let again: Vec<String> = (0..3_000)
+            .map(|i| sample(&format!("g{i}"), "t", r#""1""#))
+            .collect();
+        let body = vector(&[first.join(","), again.join(",")].join(","));
+
+        let lag = known_value(&body, Aggregation::Sum);
+
+        assert_eq!(lag.series, 3_000);
+        assert_eq!(lag.value, (0..3_000).map(|i| i.max(1)).sum::<u64>());
+    }
+
+    #[test]
     fn a_sum_too_large_for_the_counter_saturates() {
-        let body = vector(&[sample("a", "t", "1.7e308"), sample("b", "t", "1.7e308")].join(","));
+        let body = vector(
+            &[
+                sample("a", "t", "9e18"),
+                sample("b", "t", "9e18"),
+                sample("c", "t", "9e18"),
+            ]
+            .join(","),
+        );
         assert_eq!(known_value(&body, Aggregation::Sum).value, u64::MAX);
     }
 

@@ -8,8 +8,9 @@
 //!
 //! * scale out: `min_over_time((U)[W:S])`, keeping only the series whose usable samples cover
 //!   the window (`count_over_time((U)[W:S]) >= W/S`), where `U` is the query's usable samples
-//!   (`(Q) >= 0 < +Inf`). A series younger than the window has not been high for all of it,
-//!   and one whose lag was unknown for part of it has not been seen high, so neither counts.
+//!   (`(Q) >= 0 <= 9223372036854775807`, the largest Kafka offset). A series younger than the
+//!   window has not been high for all of it, and one whose lag was unknown for part of it has
+//!   not been seen high, so neither counts.
 //! * scale in: `max_over_time((U)[W:S])` over every series, and only when every series the
 //!   query returned in the window has usable samples covering all of it. A young series could
 //!   have been high before anyone saw it, and unknown lag (`NaN`, `-1`) is never low, so either
@@ -128,13 +129,13 @@ impl Windows {
         let (scale_out, scale_in) = tokio::join!(
             read(
                 source,
-                self.scale_out.as_ref(),
+                ("SCALE_OUT_SUSTAIN", self.scale_out.as_ref()),
                 thresholds.high,
                 judge_scale_out
             ),
             read(
                 source,
-                self.scale_in.as_ref(),
+                ("SCALE_IN_SUSTAIN", self.scale_in.as_ref()),
                 thresholds.low,
                 judge_scale_in
             ),
@@ -146,16 +147,25 @@ impl Windows {
     }
 }
 
+/// Reads the window that `variable` configures, if it is set.
 async fn read<L: LagSource>(
     source: &L,
-    window: Option<&Window>,
+    (variable, window): (&'static str, Option<&Window>),
     threshold: u64,
     judge: fn(&LagReading, u64, Duration) -> Check,
 ) -> Result<Check, PrometheusError> {
     let Some(window) = window else {
         return Ok(Check::Off);
     };
-    let reading = source.read_query(&window.query).await?;
+    // A query the operator never wrote is named, so that its failure can be traced to them.
+    let reading =
+        source
+            .read_query(&window.query)
+            .await
+            .map_err(|cause| PrometheusError::Window {
+                variable,
+                cause: Box::new(cause),
+            })?;
     tracing::debug!(query = %window.query, ?reading, "window read");
     Ok(judge(&reading, threshold, window.duration))
 }
@@ -166,12 +176,12 @@ fn subquery(query: &str, window: Duration, step: Duration) -> String {
     format!("({query}\n)[{}s:{}s]", window.as_secs(), step.as_secs())
 }
 
-/// The query's usable samples only: `NaN`, infinities and negative values (kafka_exporter's
-/// `-1`) dropped, so that unknown lag neither counts towards a window's coverage nor passes for
-/// a low or high figure (`min_over_time` and `max_over_time` skip `NaN`, and `-1` sorts below
-/// any real lag).
+/// The query's usable samples only: `NaN`, infinities, negative values (kafka_exporter's
+/// `-1`) and values beyond any Kafka offset dropped, so that unknown lag neither counts towards
+/// a window's coverage nor passes for a low or high figure (`min_over_time` and
+/// `max_over_time` skip `NaN`, and `-1` sorts below any real lag).
 fn usable(query: &str) -> String {
-    format!("({query}\n) >= 0 < +Inf")
+    format!("({query}\n) >= 0 <= 9223372036854775807")
 }
 
 /// The lowest lag of each series whose usable samples cover the window.
@@ -287,6 +297,34 @@ mod tests {
         scale_in_capacity: 0,
     };
 
+    /// Refuses every query, as Prometheus refuses a subquery over a scalar.
+    struct Refusing;
+
+    impl LagSource for Refusing {
+        async fn read_lag(&self) -> Result<LagReading, PrometheusError> {
+            Err(PrometheusError::Query {
+                endpoint: "http://prometheus:9090/api/v1/query".into(),
+                status: reqwest::StatusCode::BAD_REQUEST,
+                error_type: "bad_data".into(),
+                error: "ranges only allowed for vector selectors".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_window_query_names_the_window_that_sent_it() {
+        let windows = parse_with(&[("SCALE_IN_SUSTAIN", "10m")]).unwrap();
+
+        let error = windows.check(&Refusing, &THRESHOLDS).await.unwrap_err();
+
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the SCALE_IN_SUSTAIN window query"),
+            "{text}"
+        );
+        assert!(text.contains("bad_data: ranges only allowed"), "{text}");
+    }
+
     fn parse_with(pairs: &[(&str, &str)]) -> Result<Windows, ConfigError> {
         let env: HashMap<&str, &str> = pairs.iter().copied().collect();
         Windows::parse(&|name| env.get(name).map(|v| (*v).to_owned()), QUERY)
@@ -399,8 +437,8 @@ mod tests {
         assert_eq!(
             windows.scale_out.unwrap().query,
             format!(
-                "min_over_time((({QUERY}\n) >= 0 < +Inf\n)[600s:30s]) and \
-                 (count_over_time((({QUERY}\n) >= 0 < +Inf\n)[600s:30s]) >= 20)"
+                "min_over_time((({QUERY}\n) >= 0 <= 9223372036854775807\n)[600s:30s]) and \
+                 (count_over_time((({QUERY}\n) >= 0 <= 9223372036854775807\n)[600s:30s]) >= 20)"
             )
         );
         assert_eq!(windows.scale_in, None);
@@ -412,10 +450,11 @@ mod tests {
         assert_eq!(
             windows.scale_in.unwrap().query,
             format!(
-                "max_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s]) and on() \
-                 (min(count_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s])) >= 8) and on() \
-                 (count(count_over_time((({QUERY}\n) >= 0 < +Inf\n)[8s:1s])) == \
-                 count(count_over_time(({QUERY}\n)[8s:1s])))"
+                "max_over_time((({QUERY}\n) >= 0 <= 9223372036854775807\n)[8s:1s]) and on() \
+                 (min(count_over_time((({QUERY}\n) >= 0 <= 9223372036854775807\n)[8s:1s])) >= 8) \
+                 and on() \
+                 (count(count_over_time((({QUERY}\n) >= 0 <= 9223372036854775807\n)[8s:1s])) \
+                 == count(count_over_time(({QUERY}\n)[8s:1s])))"
             )
         );
     }
@@ -425,8 +464,8 @@ mod tests {
         let query = scale_out_query("q", Duration::from_secs(95), Duration::from_secs(30));
         assert_eq!(
             query,
-            "min_over_time(((q\n) >= 0 < +Inf\n)[95s:30s]) and \
-             (count_over_time(((q\n) >= 0 < +Inf\n)[95s:30s]) >= 3)"
+            "min_over_time(((q\n) >= 0 <= 9223372036854775807\n)[95s:30s]) and \
+             (count_over_time(((q\n) >= 0 <= 9223372036854775807\n)[95s:30s]) >= 3)"
         );
     }
 
@@ -487,7 +526,8 @@ mod tests {
         assert_eq!(
             judge_scale_in(&partial, 100_000, Duration::from_secs(60)),
             not_sustained(
-                "the last 1m may be partial (1 sample(s) were NaN, infinite or negative)"
+                "the last 1m may be partial (1 sample(s) had no usable value (NaN, infinite, \
+                 negative, beyond any Kafka offset, or none))"
             )
         );
     }

@@ -12,7 +12,8 @@ use aws_config::Region;
 use aws_sdk_autoscaling::config::Credentials;
 use aws_sdk_autoscaling::Client;
 use kafka_lag_scaler::config::Config;
-use kafka_lag_scaler::handler::{run_deadline, RunError, Summary};
+use kafka_lag_scaler::handler::{run_deadline, AnyEvent, RunError, Summary};
+use kafka_lag_scaler::prometheus::MAX_BODY_BYTES;
 use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, LambdaScaler};
 use kafka_lag_scaler_e2e::{
     create_group, group_sizes, repo_root, reset_to_standby, unique, Sizes, Stack,
@@ -279,7 +280,9 @@ async fn low_lag_beside_an_unusable_series_never_scales_in() {
 
     assert_eq!(summary.action, "skip", "{summary:?}");
     assert!(
-        summary.reason.contains("NaN, infinite or negative"),
+        summary
+            .reason
+            .contains("no usable value (NaN, infinite, negative"),
         "{summary:?}"
     );
     assert_eq!(group_sizes(&client, &asg).await, AT_FOUR);
@@ -378,7 +381,7 @@ async fn a_prometheus_slower_than_the_time_left_names_the_endpoint_before_the_de
     let mut context = Context::default();
     context.deadline = deadline_ms;
 
-    let result = scaler.handle(LambdaEvent::new(json!({}), context)).await;
+    let result = scaler.handle(LambdaEvent::new(AnyEvent, context)).await;
 
     assert!(now_ms() < deadline_ms, "the run outlived the invocation");
     let stage = format!(
@@ -421,6 +424,21 @@ async fn case_07_a_range_vector_names_the_result_type() {
     let server = prometheus(json_answer(200, body)).await;
 
     assert_fails_without_writing(&server.uri(), &["`matrix`"]).await;
+}
+
+#[tokio::test]
+async fn a_body_too_large_for_the_function_is_refused_by_its_size() {
+    // A query without its `by` clause: one series per partition of every group, well past what
+    // a 128 MB function can hold while it reads them.
+    let sample = r#"{"metric":{"consumergroup":"cg","partition":"0"},"value":[1,"5"]},"#;
+    let samples = sample.repeat(MAX_BODY_BYTES / sample.len() + 1);
+    let body = format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        samples.trim_end_matches(',')
+    );
+    let server = prometheus(json_answer(200, &body)).await;
+
+    assert_fails_without_writing(&server.uri(), &["larger than 32 MiB"]).await;
 }
 
 #[tokio::test]
@@ -882,7 +900,7 @@ async fn case_17_any_event_starts_the_same_run() {
     let scaler = scaler(&stack, &asg, &prometheus.uri(), &[]);
     let fixture = |name: &str| {
         let text = std::fs::read_to_string(repo_root().join("tests/fixtures").join(name));
-        serde_json::from_str::<Value>(&text.unwrap()).unwrap()
+        text.unwrap()
     };
     let events = [
         (
@@ -893,14 +911,20 @@ async fn case_17_any_event_starts_the_same_run() {
             "an EventBridge Scheduler event",
             fixture("scheduler-event.json"),
         ),
-        ("an empty object", json!({})),
-        ("an unrelated object", json!({"anything": 1})),
+        ("an empty object", "{}".to_owned()),
+        ("an unrelated object", r#"{"anything": 1}"#.to_owned()),
+        (
+            "an event nested deeper than a JSON value may be",
+            format!("{}0{}", r#"{"a":"#.repeat(200), "}".repeat(200)),
+        ),
     ];
 
     let mut summaries = Vec::new();
     for (why, event) in events {
         let mut context = Context::default();
         context.deadline = deadline_in(15).0;
+        // As the runtime does: the event's JSON is read into the handler's event type.
+        let event: AnyEvent = serde_json::from_str(&event).unwrap_or_else(|e| panic!("{why}: {e}"));
         summaries.push((why, scaler.handle(LambdaEvent::new(event, context)).await));
         // Back to standby, so that every event meets the same state.
         reset_to_standby(&client, &asg).await;
