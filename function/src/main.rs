@@ -26,7 +26,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
 
     let scaler = build_scaler(config, http_client(), &sdk);
-    scaler.warm_up(warm::WARM_UP_BUDGET).await;
+    if !cfg!(feature = "bench-no-warm-up") {
+        scaler.warm_up(warm::WARM_UP_BUDGET).await;
+    }
     let scaler = &scaler;
     lambda_runtime::run(service_fn(move |event| scaler.handle(event))).await
 }
