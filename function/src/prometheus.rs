@@ -747,10 +747,13 @@ const KEY_NUL: &str = "\0\u{1}";
 /// name keeping its last value as a map would. Equal sets give equal keys, and keys compare as
 /// the label sets do, pair by pair.
 fn series_key(labels: &mut LabelPairs, key: &mut String) {
-    // Prometheus sends labels sorted, which makes this (stable) sort a single scan.
-    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    // Prometheus sends labels sorted and each name once, which one scan confirms.
+    let canonical = labels.is_sorted_by(|a, b| a.0 < b.0);
+    if !canonical {
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     for (i, (name, value)) in labels.iter().enumerate() {
-        if labels.get(i + 1).is_some_and(|next| next.0 == *name) {
+        if !canonical && labels.get(i + 1).is_some_and(|next| next.0 == *name) {
             continue;
         }
         for text in [name, value] {
@@ -1019,6 +1022,20 @@ mod tests {
             "duplicates count once, with the larger value"
         );
         assert_eq!(lag.series, 2);
+    }
+
+    #[test]
+    fn label_order_and_a_repeated_name_do_not_make_another_series() {
+        let body = vector(
+            r#"{"metric":{"consumergroup":"a","topic":"t"},"value":[1,"7"]},
+               {"metric":{"topic":"t","consumergroup":"a"},"value":[1,"9"]},
+               {"metric":{"consumergroup":"x","topic":"t","consumergroup":"a"},"value":[1,"3"]},
+               {"metric":{"topic":"t","consumergroup":"b"},"value":[1,"1"]}"#,
+        );
+
+        let lag = known_value(&body, Aggregation::Sum);
+
+        assert_eq!((lag.value, lag.series), (10, 2), "{lag:?}");
     }
 
     #[test]
