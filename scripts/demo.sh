@@ -1,19 +1,41 @@
 #!/usr/bin/env bash
 # The main job in one command: the scaler raising and returning a group.
 #
-#   scripts/demo.sh
+#   scripts/demo.sh           run it
+#   scripts/demo.sh --help    print this text
 #
-# On a fresh Debian machine this installs what is missing, starts a real
-# Prometheus scraping the kafka_exporter simulator, moto_server holding a group
-# (MinSize 0, MaxSize 10, DesiredCapacity 0) and a webhook receiver, builds the
-# function and runs it through the real Lambda runtime path (`cargo lambda
-# watch` + `cargo lambda invoke` with an EventBridge scheduled-event fixture).
+# On a fresh Debian 12 machine (with rustup) this installs what is missing,
+# starts a real Prometheus scraping the kafka_exporter simulator, moto_server
+# holding a group (MinSize 0, MaxSize 10, DesiredCapacity 0) and a webhook
+# receiver, builds the function and runs it through the real Lambda runtime
+# path (`cargo lambda watch` + `cargo lambda invoke` with an EventBridge
+# scheduled-event fixture).
 # Three ticks: lag above HIGH, between the thresholds, below LOW. The group
 # goes 0 -> 4 -> 4 -> 0, with one chat message per change.
 #
+# The first run compiles the function and the AWS SDK: about 7 minutes on a
+# 2-core machine, most of it compiling; later runs are much faster.
 # Every process it starts is stopped by its own PID on exit, also on Ctrl-C.
-# Logs: target/demo/ (the function's own log lines are in watch.log).
+# Logs: target/demo/ (build.log is the build; the function's own log lines are
+# in watch.log).
 set -euo pipefail
+
+# The comment block above, without its leading "# ".
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "demo.sh: unknown argument: $arg" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -88,12 +110,14 @@ python3 tests/support/moto_group.py create "$group" --min 0 --max 10 --desired 0
 
 # --- 3. the function, behind the local Lambda runtime API ----------------------
 
-say "building kafka-lag-scaler"
+build_log="$demo_dir/build.log"
+say "building kafka-lag-scaler: the first build takes several minutes (log: $build_log)"
 # Build first so that compile errors show here, and so `cargo lambda watch`
-# (which runs `cargo run` with the same profile) starts at once.
-if ! cargo build --quiet -p kafka-lag-scaler --bin kafka-lag-scaler 2>"$demo_dir/build.log"; then
-    tail -n 40 "$demo_dir/build.log" >&2
-    die "cargo build failed (log: $demo_dir/build.log)"
+# (which runs `cargo run` with the same profile) starts at once. The log gets
+# cargo's progress; the terminal stays quiet.
+if ! cargo build -p kafka-lag-scaler --bin kafka-lag-scaler >"$build_log" 2>&1; then
+    tail -n 40 "$build_log" >&2
+    die "cargo build failed (log: $build_log)"
 fi
 
 # The query holds commas, which `--env-var` would split on, so the function's

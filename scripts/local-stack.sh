@@ -2,8 +2,9 @@
 # The real local services that the demo and the end-to-end tests run against.
 #
 #   scripts/local-stack.sh start    start everything, wait until it is ready
-#   scripts/local-stack.sh status   show what runs where
+#   scripts/local-stack.sh status   show what runs where; exit 1 if not all run
 #   scripts/local-stack.sh stop     stop exactly what `start` started
+#   scripts/local-stack.sh --help   print this text
 #
 # `start` runs, all on 127.0.0.1 and on free ports (never fixed well-known ones,
 # so it can run beside anything else on the machine):
@@ -11,10 +12,21 @@
 #   - a real Prometheus scraping it every second, with its own config and TSDB,
 #   - moto_server standing in for the Auto Scaling API,
 #   - the webhook receiver (tests/support/webhook_receiver.py).
-# It writes, under $KLS_STACK_DIR (default target/local-stack):
+# Run it again while the stack is up and it only says so. `stop` removes the
+# pids and env files and Prometheus's data; the logs stay.
+#
+# It writes, under $KLS_STACK_DIR (default target/local-stack; give each stack
+# a directory of its own to run several at once):
 #   pids   one "name pid" line per service; `stop` kills these and nothing else
-#   env    `export KLS_PROMETHEUS_URL=...` etc.; source it to reach the stack
+#   env    shell exports; `source` it to reach the stack:
+#            KLS_PROMETHEUS_URL  Prometheus, e.g. http://127.0.0.1:PORT
+#            KLS_EXPORTER_URL    the simulator: PUT /lag sets a series
+#            KLS_MOTO_URL        moto_server, the AWS endpoint
+#            KLS_RECEIVER_URL    the webhook receiver: GET /messages
+#            KLS_STACK_DIR       this directory
 #   logs/  one log per service
+# KLS_READY_TIMEOUT (default 60) is how many seconds each service may take to
+# become ready.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +37,8 @@ logs="$stack_dir/logs"
 ready_timeout="${KLS_READY_TIMEOUT:-60}"
 
 say() { printf 'local-stack: %s\n' "$*"; }
+# The comment block above, without its leading "# ".
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { say "$*" >&2; exit 1; }
 
 # A word each service's command line contains, so `stop` never kills a process
@@ -230,12 +244,14 @@ status_stack() {
     return "$all_up"
 }
 
-case "${1:-}" in
-    start) start_stack ;;
-    stop) stop_stack && say "stopped" ;;
-    status) status_stack ;;
+case "$#:${1:-}" in
+    1:start) start_stack ;;
+    1:stop) stop_stack && say "stopped" ;;
+    1:status) status_stack ;;
+    1:-h | 1:--help) usage ;;
     *)
-        echo "usage: $0 start|stop|status" >&2
+        echo "local-stack.sh: expected one of start, stop, status, --help; got: ${*:-nothing}" >&2
+        usage >&2
         exit 2
         ;;
 esac

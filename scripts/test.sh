@@ -6,7 +6,8 @@
 #   scripts/test.sh --rust-only  skip infra/ (no Node.js needed)
 #
 # On a fresh Debian 12 machine (with rustup) it:
-#   1. installs what is missing (scripts/install-deps.sh; Node.js for infra/),
+#   1. installs what is missing (scripts/install-deps.sh), and checks that
+#      Node.js 20 or later with npm is there for infra/ (it never installs it),
 #   2. checks formatting and lints: cargo fmt --check, cargo clippy -D warnings,
 #   3. starts the real local services (Prometheus scraping the exporter
 #      simulator, moto_server, the webhook receiver) in a directory of its own,
@@ -19,7 +20,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 rust_only=0
 for arg in "$@"; do
@@ -82,28 +83,37 @@ trap 'exit 143' TERM
 
 # --- 1. tools --------------------------------------------------------------------
 
-say "install what is missing"
-scripts/install-deps.sh
-
 has_infra=0
 if ((!rust_only)) && [[ -f infra/package.json ]]; then
     has_infra=1
 fi
 
 # infra/ is a Node.js project; install-deps.sh covers the Rust side only.
-install_node() {
-    command -v npm >/dev/null && return 0
-    echo "test.sh: apt-get install nodejs npm (for infra/)"
-    local sudo=()
-    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends \
-        nodejs npm >/dev/null
+# Node.js is checked, not installed: Debian 12's own nodejs is 18, and
+# infra/package.json needs 20 or later. The check comes first, so a missing or
+# old Node.js stops the run before anything slow.
+check_node() {
+    local found="no node" major=0
+    if command -v node >/dev/null; then
+        found="node $(node --version)"
+        major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" || major=0
+        [[ "$major" =~ ^[0-9]+$ ]] || major=0
+    fi
+    if ((major >= 20)) && command -v npm >/dev/null; then
+        echo "$found, npm $(npm --version)"
+        return 0
+    fi
+    command -v npm >/dev/null || found="$found, no npm"
+    echo "test.sh: infra/ needs Node.js 20 or later with npm; install it, or run" \
+        "scripts/test.sh --rust-only (found: $found)" >&2
+    exit 1
 }
 if ((has_infra)); then
-    install_node
-    echo "node $(node --version), npm $(npm --version)"
+    check_node
 fi
+
+say "install what is missing"
+scripts/install-deps.sh
 
 # --- 2. formatting and lints -----------------------------------------------------
 
