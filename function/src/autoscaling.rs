@@ -219,7 +219,7 @@ mod tests {
     use std::time::Duration;
 
     use aws_sdk_autoscaling::config::http::HttpResponse;
-    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups as describe;
     use aws_sdk_autoscaling::operation::update_auto_scaling_group::{
         UpdateAutoScalingGroupError, UpdateAutoScalingGroupOutput,
     };
@@ -254,7 +254,7 @@ mod tests {
     #[tokio::test]
     async fn describe_reads_sizes_instances_and_suspended_processes() {
         let rule = mock!(Client::describe_auto_scaling_groups).then_output(|| {
-            DescribeAutoScalingGroupsOutput::builder()
+            describe::DescribeAutoScalingGroupsOutput::builder()
                 .auto_scaling_groups(group("asg"))
                 .build()
         });
@@ -286,7 +286,7 @@ mod tests {
             ("MinSize", sizes(None, Some(10), Some(10))),
         ] {
             let rule = mock!(Client::describe_auto_scaling_groups).then_output(move || {
-                DescribeAutoScalingGroupsOutput::builder()
+                describe::DescribeAutoScalingGroupsOutput::builder()
                     .auto_scaling_groups(described.clone())
                     .build()
             });
@@ -314,7 +314,7 @@ mod tests {
                     .max_size(max)
                     .desired_capacity(desired)
                     .build();
-                DescribeAutoScalingGroupsOutput::builder()
+                describe::DescribeAutoScalingGroupsOutput::builder()
                     .auto_scaling_groups(described)
                     .build()
             });
@@ -335,7 +335,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_group_list_is_group_not_found() {
         let rule = mock!(Client::describe_auto_scaling_groups)
-            .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+            .then_output(|| describe::DescribeAutoScalingGroupsOutput::builder().build());
         let api = SdkGroupApi::new(mock_client!(aws_sdk_autoscaling, [&rule]));
 
         let error = api.describe("missing-asg").await.unwrap_err();
@@ -389,7 +389,8 @@ mod tests {
         assert!(error.is_busy(), "{error}");
         assert_eq!(
             error.to_string(),
-            "UpdateAutoScalingGroup failed: ScalingActivityInProgress: Scaling activity is in progress"
+            "UpdateAutoScalingGroup failed: ScalingActivityInProgress: Scaling activity is in \
+             progress"
         );
     }
 

@@ -191,7 +191,8 @@ pub fn decide_within(
     } else if lag < low {
         if c > standby {
             scale_in(format!(
-                "lag {lag} < {low} with {c} instance(s): back to standby, Karpenter carries the load"
+                "lag {lag} < {low} with {c} instance(s): back to standby, Karpenter carries the \
+                 load"
             ))
         } else if c == standby {
             hold(format!(

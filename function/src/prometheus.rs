@@ -123,8 +123,8 @@ pub enum PrometheusError {
         target: String,
     },
     #[error(
-        "the {variable} window query (built over PROMETHEUS_QUERY, see the README's sustained-breach \
-         windows) failed: {cause}"
+        "the {variable} window query (built over PROMETHEUS_QUERY, see the README's \
+         sustained-breach windows) failed: {cause}"
     )]
     Window {
         variable: &'static str,
@@ -876,12 +876,12 @@ fn malformed(result_type: &'static str, error: &serde_json::Error) -> BodyProble
 }
 
 /// The largest lag a sample can honestly report: Kafka offsets are signed 64-bit integers.
-const MAX_LAG: f64 = i64::MAX as f64;
+pub const MAX_LAG: u64 = i64::MAX as u64;
 
 /// A sample is usable when it is a lag Kafka can have: finite, not negative (kafka_exporter
 /// reports `-1` for a group that never committed), and no larger than an offset can be.
 fn usable(value: f64) -> bool {
-    value.is_finite() && (0.0..=MAX_LAG).contains(&value)
+    value.is_finite() && (0.0..=MAX_LAG as f64).contains(&value)
 }
 
 fn aggregate_scalar(value: f64, mut discards: Discards) -> LagReading {
@@ -961,7 +961,13 @@ mod tests {
 
     fn sample(group: &str, topic: &str, value: &str) -> String {
         format!(
-            r#"{{"metric":{{"consumergroup":"{group}","topic":"{topic}"}},"value":[1712345678.123,{value}]}}"#
+            concat!(
+                r#"{{"metric":{{"consumergroup":"{group}","topic":"{topic}"}},"#,
+                r#""value":[1712345678.123,{value}]}}"#
+            ),
+            group = group,
+            topic = topic,
+            value = value,
         )
     }
 
@@ -1078,7 +1084,10 @@ mod tests {
 
     #[test]
     fn scalar_results_are_read() {
-        let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1712345678.5,"250000"]}}"#;
+        let body = concat!(
+            r#"{"status":"success","#,
+            r#""data":{"resultType":"scalar","result":[1712345678.5,"250000"]}}"#
+        );
         let lag = known_value(body, Aggregation::Max);
         assert_eq!((lag.value, lag.driver.as_str()), (250_000, "scalar result"));
     }
@@ -1157,7 +1166,10 @@ mod tests {
 
     #[test]
     fn error_status_quotes_the_error_type_and_message() {
-        let body = r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:38: parse error: unexpected \"}\""}"#;
+        let body = concat!(
+            r#"{"status":"error","errorType":"bad_data","#,
+            r#""error":"invalid parameter \"query\": 1:38: parse error: unexpected \"}\""}"#
+        );
         assert_eq!(
             parse(body).unwrap_err(),
             BodyProblem::ErrorStatus {
@@ -1199,7 +1211,10 @@ mod tests {
                 "an object where the vector belongs",
             ),
             (
-                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"lots"]}]}}"#,
+                concat!(
+                    r#"{"status":"success","data":{"resultType":"vector","#,
+                    r#""result":[{"metric":{},"value":[1,"lots"]}]}}"#
+                ),
                 "sample value `lots` is not a number",
                 "a value that is not a number",
             ),

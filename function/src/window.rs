@@ -8,7 +8,7 @@
 //!
 //! * scale out: `min_over_time((U)[W:S])`, keeping only the series whose usable samples cover
 //!   the window (`count_over_time((U)[W:S]) >= W/S`), where `U` is the query's usable samples
-//!   (`(Q) >= 0 <= 9223372036854775807`, the largest Kafka offset). A series younger than the
+//!   (`(Q) >= 0 <= MAX_LAG`, the largest Kafka offset). A series younger than the
 //!   window has not been high for all of it, and one whose lag was unknown for part of it has
 //!   not been seen high, so neither counts.
 //! * scale in: `max_over_time((U)[W:S])` over every series, and only when every series the
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, Thresholds};
 use crate::policy::{Action, Decision};
-use crate::prometheus::{LagReading, LagSource, PrometheusError};
+use crate::prometheus::{LagReading, LagSource, PrometheusError, MAX_LAG};
 
 /// The subquery resolution unless `SUSTAIN_STEP` says otherwise: as fine as a typical
 /// kafka_exporter scrape, cheap even for an hour's window.
@@ -37,6 +37,8 @@ const MAX_STEPS: u64 = 11_000;
 /// One configured window and the query that checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
+    /// The variable that configures it, named when its query fails.
+    pub variable: &'static str,
     pub duration: Duration,
     /// The PromQL that answers "was the lag past the threshold for the whole window".
     pub query: String,
@@ -109,6 +111,7 @@ impl Windows {
                 ));
             }
             Ok(Some(Window {
+                variable,
                 duration,
                 query: build(query, duration, step),
             }))
@@ -129,13 +132,13 @@ impl Windows {
         let (scale_out, scale_in) = tokio::join!(
             read(
                 source,
-                ("SCALE_OUT_SUSTAIN", self.scale_out.as_ref()),
+                self.scale_out.as_ref(),
                 thresholds.high,
                 judge_scale_out
             ),
             read(
                 source,
-                ("SCALE_IN_SUSTAIN", self.scale_in.as_ref()),
+                self.scale_in.as_ref(),
                 thresholds.low,
                 judge_scale_in
             ),
@@ -147,10 +150,9 @@ impl Windows {
     }
 }
 
-/// Reads the window that `variable` configures, if it is set.
 async fn read<L: LagSource>(
     source: &L,
-    (variable, window): (&'static str, Option<&Window>),
+    window: Option<&Window>,
     threshold: u64,
     judge: fn(&LagReading, u64, Duration) -> Check,
 ) -> Result<Check, PrometheusError> {
@@ -163,7 +165,7 @@ async fn read<L: LagSource>(
             .read_query(&window.query)
             .await
             .map_err(|cause| PrometheusError::Window {
-                variable,
+                variable: window.variable,
                 cause: Box::new(cause),
             })?;
     tracing::debug!(query = %window.query, ?reading, "window read");
@@ -181,7 +183,7 @@ fn subquery(query: &str, window: Duration, step: Duration) -> String {
 /// a window's coverage nor passes for a low or high figure (`min_over_time` and
 /// `max_over_time` skip `NaN`, and `-1` sorts below any real lag).
 fn usable(query: &str) -> String {
-    format!("({query}\n) >= 0 <= 9223372036854775807")
+    format!("({query}\n) >= 0 <= {MAX_LAG}")
 }
 
 /// The lowest lag of each series whose usable samples cover the window.
