@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::hash::BuildHasher as _;
@@ -28,8 +29,9 @@ use crate::auth::refusal_detail;
 use crate::config::{Aggregation, PrometheusConfig};
 
 /// Bodies larger than this are refused rather than parsed: a 128 MB function must not be
-/// taken down by a query that returns far more series than intended. Reading one takes about
-/// twice its size (the body, then the keys of its series), so 32 MiB leaves the function room;
+/// taken down by a query that returns far more series than intended. Reading one takes the
+/// body and a third of it again as Prometheus writes it, and up to twice the body when each
+/// label set has to be copied out (see [`compact_span`]), so 32 MiB leaves the function room;
 /// it is some 130,000 kafka_exporter series, far more than a query with its `by` clause.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -364,19 +366,19 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// What the one pass over a body shares with every level of it.
-struct Pass {
+struct Pass<'de> {
     /// Where the pass was when it found something malformed: `None` in the envelope, then
     /// `data`, then the result type being read.
     stage: Cell<Option<&'static str>>,
-    /// The body's length, from which a vector's tables are sized once instead of regrown.
-    body_len: usize,
+    /// The body: a vector's table is sized from it once, and keys its series by it.
+    body: &'de str,
 }
 
 /// The envelope, read in one pass: `data` is parsed, and a vector aggregated, as it streams
 /// by, so a large result is never held as a list of samples nor scanned twice.
 struct Envelope<'a> {
     status: Text<'a>,
-    data: Option<Data>,
+    data: Option<Data<'a>>,
     error_type: Option<String>,
     error: Option<String>,
     warnings: Vec<String>,
@@ -394,9 +396,9 @@ enum EnvelopeField {
     Other,
 }
 
-struct EnvelopeSeed<'s>(&'s Pass);
+struct EnvelopeSeed<'s, 'de>(&'s Pass<'de>);
 
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_, 'de> {
     type Value = Envelope<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -404,7 +406,7 @@ impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+impl<'de> Visitor<'de> for EnvelopeSeed<'_, 'de> {
     type Value = Envelope<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -447,8 +449,8 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// `data`, with its result already read.
-enum Data {
-    Vector(SeriesTable),
+enum Data<'de> {
+    Vector(SeriesTable<'de>),
     Scalar(f64),
     Unsupported(String),
     /// A field left out; reported only once `status` says the body is an answer.
@@ -464,18 +466,18 @@ enum DataField {
     Other,
 }
 
-struct DataSeed<'s>(&'s Pass);
+struct DataSeed<'s, 'de>(&'s Pass<'de>);
 
-impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
-    type Value = Option<Data>;
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, 'de> {
+    type Value = Option<Data<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for DataSeed<'_> {
-    type Value = Option<Data>;
+impl<'de> Visitor<'de> for DataSeed<'_, 'de> {
+    type Value = Option<Data<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with `resultType` and `result`")
@@ -524,16 +526,16 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 }
 
 /// Reads `result` as the result type named.
-struct ResultSeed<'k, 's>(&'k str, &'s Pass);
+struct ResultSeed<'k, 's, 'de>(&'k str, &'s Pass<'de>);
 
-impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
-    type Value = Data;
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_, 'de> {
+    type Value = Data<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data<'de>, D::Error> {
         match self.0 {
             "vector" => {
                 self.1.stage.set(Some("vector"));
-                deserializer.deserialize_seq(VectorVisitor(self.1.body_len))
+                deserializer.deserialize_seq(VectorVisitor(self.1.body))
             }
             "scalar" => {
                 self.1.stage.set(Some("scalar"));
@@ -549,17 +551,17 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
     }
 }
 
-/// Reads a vector's samples; holds the body's length.
-struct VectorVisitor(usize);
+/// Reads a vector's samples; holds the body.
+struct VectorVisitor<'de>(&'de str);
 
-impl<'de> Visitor<'de> for VectorVisitor {
-    type Value = Data;
+impl<'de> Visitor<'de> for VectorVisitor<'de> {
+    type Value = Data<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of samples")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data<'de>, A::Error> {
         let mut table = SeriesTable::sized_for(self.0);
         // One label buffer for all samples: its strings borrow from the body.
         let mut labels = Vec::new();
@@ -645,42 +647,53 @@ impl<'de> Visitor<'de> for LabelsSeed<'_, 'de> {
     }
 }
 
-/// The distinct usable series of a vector, each with its largest value, keyed by an encoding
-/// of its label set (see [`series_key`]).
+/// The distinct usable series of a vector, each with its largest value, keyed by its label
+/// set written in one canonical form (see [`compact_span`]).
 ///
-/// The keys live end to end in one arena, the series in one list in the order they came, and
-/// the hash table holds only each series' index, so that it stays small enough for the cache
-/// however many series there are. Keys with equal hashes are still compared byte for byte: a
-/// collision never merges two series.
-#[derive(Default)]
-struct SeriesTable {
+/// Prometheus writes each label set in that form already, so that its keys are spans of the
+/// body and nothing is copied; a label set written any other way (names out of order or
+/// repeated, escapes, spaces) has its key written into an arena. The series sit in one list
+/// in the order they came, and the hash table holds only each series' index, so that it stays
+/// small enough for the cache however many series there are. Keys with equal hashes are still
+/// compared byte for byte: a collision never merges two series.
+struct SeriesTable<'de> {
     index: HashTable<u32>,
     series: Vec<Series>,
-    arena: String,
+    body: &'de str,
+    arena: Vec<u8>,
     hasher: DefaultHashBuilder,
     unusable: usize,
 }
 
-/// One distinct series: its key is `arena[start..end]`.
+/// One distinct series: its key is `start..end` of the body, or of the arena.
 struct Series {
     hash: u64,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
+    in_arena: bool,
     value: f64,
 }
 
-impl SeriesTable {
-    /// A table sized for a body of `body_len` bytes, so that it is not regrown while the body
-    /// is read: a key takes fewer bytes than its labels do in the body, and realistic samples
-    /// take at least [`TYPICAL_SAMPLE_BYTES`]. Room reserved and never written is address
-    /// space, not memory the function is charged for.
-    fn sized_for(body_len: usize) -> Self {
-        let series = body_len / TYPICAL_SAMPLE_BYTES;
+impl Series {
+    fn key<'k>(&self, body: &'k [u8], arena: &'k [u8]) -> &'k [u8] {
+        let keys = if self.in_arena { arena } else { body };
+        &keys[self.start as usize..self.end as usize]
+    }
+}
+
+impl<'de> SeriesTable<'de> {
+    /// A table for `body`, sized so that it is not regrown while the body is read: realistic
+    /// samples take at least [`TYPICAL_SAMPLE_BYTES`]. Room reserved and never written is
+    /// address space, not memory the function is charged for.
+    fn sized_for(body: &'de str) -> Self {
+        let series = body.len() / TYPICAL_SAMPLE_BYTES;
         Self {
             index: HashTable::with_capacity(series),
             series: Vec::with_capacity(series),
-            arena: String::with_capacity(body_len),
-            ..Self::default()
+            body,
+            arena: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+            unusable: 0,
         }
     }
 
@@ -692,30 +705,50 @@ impl SeriesTable {
                 return;
             }
         };
-        // The key is written where it would be kept, and taken back if the series is known.
-        let start = self.arena.len();
-        series_key(labels, &mut self.arena);
-        let (arena, series, end) = (&self.arena, &mut self.series, self.arena.len());
-        let key = &arena[start..];
+        let (start, end, in_arena) = match compact_span(self.body, labels) {
+            Some((start, end)) => (start, end, false),
+            None => {
+                // A key takes no more bytes than its labels do in the body, so the arena is
+                // reserved once, when first needed, rather than regrown and copied.
+                if self.arena.capacity() == 0 {
+                    self.arena.reserve(self.body.len());
+                }
+                // Written where it would be kept, and taken back if the series is known.
+                let start = self.arena.len();
+                canonical_key(labels, &mut self.arena);
+                (start, self.arena.len(), true)
+            }
+        };
+        let (body, arena, series) = (self.body.as_bytes(), &self.arena, &mut self.series);
+        let key = if in_arena {
+            &arena[start..end]
+        } else {
+            &body[start..end]
+        };
         let hash = self.hasher.hash_one(key);
         // Identical label sets (two replicas of one exporter behind a front end) describe the
         // same series: they are counted once, with the larger value, and never added together.
         let same = |&i: &u32| {
             let known = &series[i as usize];
-            known.hash == hash && &arena[known.start..known.end] == key
+            known.hash == hash && known.key(body, arena) == key
         };
         if let Some(&i) = self.index.find(hash, same) {
             let known = &mut series[i as usize];
             known.value = known.value.max(value);
-            self.arena.truncate(start);
+            if in_arena {
+                self.arena.truncate(start);
+            }
             return;
         }
-        // A body within MAX_BODY_BYTES holds far fewer than u32::MAX samples.
-        let i = u32::try_from(series.len()).expect("fewer series than bytes in the body");
+        // A body within MAX_BODY_BYTES holds far fewer than u32::MAX samples, and its keys
+        // take fewer bytes than that.
+        let position = |at: usize| u32::try_from(at).expect("keys within MAX_BODY_BYTES");
+        let i = position(series.len());
         series.push(Series {
             hash,
-            start,
-            end,
+            start: position(start),
+            end: position(end),
+            in_arena,
             value,
         });
         self.index
@@ -727,10 +760,11 @@ impl SeriesTable {
     }
 
     /// The key of each series with its value.
-    fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+    fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
+        let (body, arena) = (self.body.as_bytes(), self.arena.as_slice());
         self.series
             .iter()
-            .map(|series| (&self.arena[series.start..series.end], series.value))
+            .map(move |series| (series.key(body, arena), series.value))
     }
 }
 
@@ -738,36 +772,62 @@ impl SeriesTable {
 /// 150 to 250 bytes. Smaller samples only grow the table as usual.
 const TYPICAL_SAMPLE_BYTES: usize = 128;
 
-/// Ends each label name and value in a series key; escaped content never holds it.
-const KEY_END: &str = "\0\0";
-/// Stands for a NUL inside a label name or value.
-const KEY_NUL: &str = "\0\u{1}";
-
-/// Appends the label set to `key` as `name END value END ...`, sorted by name, with a repeated
-/// name keeping its last value as a map would. Equal sets give equal keys, and keys compare as
-/// the label sets do, pair by pair.
-fn series_key(labels: &mut LabelPairs, key: &mut String) {
-    // Prometheus sends labels sorted and each name once, which one scan confirms.
-    let canonical = labels.is_sorted_by(|a, b| a.0 < b.0);
-    if !canonical {
-        labels.sort_by(|a, b| a.0.cmp(&b.0));
+/// Where in `body` the label set is written exactly as its key, if it is.
+///
+/// A key is the members of a JSON object of the label set, `"name":"value","name":"value"`,
+/// with the names in ascending order, each once, and every string written as serde_json
+/// writes it, so that equal label sets have equal keys and a key tells its labels back.
+/// Prometheus writes `metric` that way. Its strings were then borrowed from the body, which
+/// serde_json does only for strings without escapes, and those read just as they are written;
+/// and each follows the one before by exactly the three bytes `":"` or `","`, which leaves no
+/// room for spaces.
+fn compact_span(body: &str, labels: &LabelPairs) -> Option<(usize, usize)> {
+    let base = body.as_ptr() as usize;
+    let offset = |text: &Cow<str>| match text {
+        Cow::Borrowed(text) => (text.as_ptr() as usize)
+            .checked_sub(base)
+            .filter(|at| at + text.len() <= body.len()),
+        Cow::Owned(_) => None,
+    };
+    let (mut span, mut previous): (Option<(usize, usize)>, _) = (None, None);
+    for (name, value) in labels {
+        let at = offset(name)?;
+        if span.is_some_and(|(_, end)| at != end + 3) || previous >= Some(name) {
+            return None;
+        }
+        let value_at = offset(value)?;
+        if value_at != at + name.len() + 3 {
+            return None;
+        }
+        span = Some((span.map_or(at, |(first, _)| first), value_at + value.len()));
+        previous = Some(name);
     }
+    // The quotes around the first name and the last value belong to the key.
+    let (first, end) = span?;
+    Some((first.checked_sub(1)?, end + 1)).filter(|&(_, end)| end <= body.len())
+}
+
+/// Appends the key of a label set that is not written in the body as its key: sorted by
+/// name, a repeated name keeping its last value as a map would.
+fn canonical_key(labels: &mut LabelPairs, key: &mut Vec<u8>) {
+    // A stable sort keeps a repeated name's values in the order they came.
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    let start = key.len();
     for (i, (name, value)) in labels.iter().enumerate() {
-        if !canonical && labels.get(i + 1).is_some_and(|next| next.0 == *name) {
+        if labels.get(i + 1).is_some_and(|next| next.0 == *name) {
             continue;
         }
-        for text in [name, value] {
-            // JSON has no raw NUL: only a string that held escapes (and so was copied out of
-            // the body) can contain one.
-            match text {
-                Cow::Owned(text) if text.contains('\0') => {
-                    key.push_str(&text.replace('\0', KEY_NUL));
-                }
-                _ => key.push_str(text),
-            }
-            key.push_str(KEY_END);
+        if key.len() > start {
+            key.push(b',');
         }
+        write_json_string(key, name);
+        key.push(b':');
+        write_json_string(key, value);
     }
+}
+
+fn write_json_string(key: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(key, text).expect("writing to a Vec cannot fail");
 }
 
 /// Prometheus timestamps are float seconds; only their shape is checked.
@@ -826,12 +886,12 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyProblem::TooLarge);
     }
-    let pass = Pass {
-        stage: Cell::default(),
-        body_len: body.len(),
-    };
     // Checked once here, the body's strings are then borrowed without a check of their own.
     let body = std::str::from_utf8(body).map_err(|e| BodyProblem::NotJson(e.to_string()))?;
+    let pass = Pass {
+        stage: Cell::default(),
+        body,
+    };
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let envelope = EnvelopeSeed(&pass)
         .deserialize(&mut deserializer)
@@ -938,16 +998,15 @@ fn known(value: f64, driver: String, series: usize, discards: Discards) -> LagRe
 }
 
 /// `{name="value", ...}` from a series key, without `__name__`.
-fn format_labels(key: &str) -> String {
-    let mut texts = key
-        .split_terminator(KEY_END)
-        .map(|text| text.replace(KEY_NUL, "\0"));
-    let mut pairs = Vec::new();
-    while let (Some(name), Some(value)) = (texts.next(), texts.next()) {
-        if name != "__name__" {
-            pairs.push(format!("{name}={value:?}"));
-        }
-    }
+fn format_labels(key: &[u8]) -> String {
+    let object = [b"{", key, b"}"].concat();
+    let labels: BTreeMap<String, String> =
+        serde_json::from_slice(&object).expect("a series key is the members of a JSON object");
+    let pairs: Vec<String> = labels
+        .iter()
+        .filter(|(name, _)| *name != "__name__")
+        .map(|(name, value)| format!("{name}={value:?}"))
+        .collect();
     format!("{{{}}}", pairs.join(", "))
 }
 
@@ -1306,6 +1365,62 @@ mod tests {
 
         let lag = known_value(&body, Aggregation::Max);
         assert_eq!(lag.driver, r#"{g="a\"b"}"#);
+    }
+
+    #[test]
+    fn one_label_set_written_in_other_ways_is_still_one_series() {
+        // As Prometheus writes it, then with spaces, in another order, and with escapes that
+        // read as the same text.
+        let body = vector(
+            r#"{"metric":{"consumergroup":"a","topic":"t/1"},"value":[1,"7"]},
+               {"metric":{ "consumergroup" : "a" , "topic" : "t/1" },"value":[1,"9"]},
+               {"metric":{"topic":"t/1","consumergroup":"a"},"value":[1,"3"]},
+               {"metric":{"consumergroup":"a","topic":"t\/1"},"value":[1,"5"]},
+               {"metric":{"consumergroup":"\u0061","topic":"t/1"},"value":[1,"4"]},
+               {"metric":{"consumergroup":"b","topic":"t/1"},"value":[1,"1"]}"#,
+        );
+
+        let lag = known_value(&body, Aggregation::Sum);
+
+        assert_eq!((lag.value, lag.series), (10, 2), "{lag:?}");
+    }
+
+    #[test]
+    fn a_driver_copied_out_of_the_body_is_named_as_one_read_from_it() {
+        for (metric, driver) in [
+            (
+                r#"{"topic":"t","consumergroup":"a"}"#,
+                r#"{consumergroup="a", topic="t"}"#,
+            ),
+            (r#"{"g":"tab\there"}"#, r#"{g="tab\there"}"#),
+            (r#"{"g":"caf\u00e9"}"#, r#"{g="café"}"#),
+            (r#"{"g" : "spaced"}"#, r#"{g="spaced"}"#),
+        ] {
+            let body = vector(&format!(r#"{{"metric":{metric},"value":[1,"2"]}}"#));
+            assert_eq!(
+                known_value(&body, Aggregation::Max).driver,
+                driver,
+                "{metric}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_metric_that_is_not_a_map_of_strings_is_malformed() {
+        for metric in ["null", r#"{"partition":0}"#, r#"["a"]"#] {
+            let body = vector(&format!(r#"{{"metric":{metric},"value":[1,"2"]}}"#));
+            let problem = parse(&body).unwrap_err();
+            assert!(
+                matches!(
+                    &problem,
+                    BodyProblem::MalformedResult {
+                        result_type: "vector",
+                        ..
+                    }
+                ),
+                "{metric}: {problem}"
+            );
+        }
     }
 
     #[test]
