@@ -33,7 +33,7 @@ mod written;
 /// Bodies larger than this are refused rather than parsed: a 128 MB function must not be
 /// taken down by a query that returns far more series than intended. Reading one takes the
 /// body and a third of it again as Prometheus writes it, and up to twice the body when each
-/// label set has to be copied out (see [`compact_span`]), so 32 MiB leaves the function room;
+/// label set has to be copied out (see `compact_span`), so 32 MiB leaves the function room;
 /// it is some 130,000 kafka_exporter series, far more than a query with its `by` clause.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -908,7 +908,9 @@ fn sample_value(text: &str) -> Result<f64, String> {
         .map_err(|_| format!("sample value `{text}` is not a number"))
 }
 
-/// Parses a Prometheus `/api/v1/query` body and aggregates its usable samples.
+/// Parses a Prometheus `/api/v1/query` body and aggregates its usable samples. A body written
+/// exactly as Prometheus writes an instant vector is read by the one-pass reader in
+/// `written.rs`; any other body, and every error, by serde_json.
 pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReading, BodyProblem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyProblem::Empty);
@@ -924,7 +926,7 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
     }
 }
 
-/// Reads a body of any form with serde_json.
+/// Reads a body of any form with serde_json, in one pass over it.
 fn read_envelope(body: &str, aggregation: Aggregation) -> Result<LagReading, BodyProblem> {
     let pass = Pass {
         stage: Cell::default(),
