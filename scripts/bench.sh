@@ -7,7 +7,8 @@
 # scraping the exporter simulator, moto_server, the webhook receiver), puts the
 # scaler in a steady hold state (lag between the thresholds, group at 0), then:
 #   1. the floor: one raw Prometheus query and one raw DescribeAutoScalingGroups
-#      from warmed clients (examples/read_floor.rs), 31 rounds;
+#      from warmed clients (examples/read_floor.rs), one round in each gap
+#      between the function's warm invocations;
 #   2. the function on its real runtime path: scripts/bench_runtime.py serves
 #      the Lambda Runtime API, starts the binary and times init, the first
 #      invocation and 30 warm ones; then 10 more cold starts for init and the
@@ -108,16 +109,14 @@ export AWS_LAMBDA_LOG_LEVEL=info
 
 # --- 3. measurements ---------------------------------------------------------------
 
-say "floor: raw reads from warmed clients"
-"$floor" 31 >"$bench_dir/floor.json"
-
 run_function() {
     python3 scripts/bench_runtime.py --binary "$1" --event "$event" \
         --invocations "$warm_invocations" --cold-starts "$cold_starts" \
-        --log "$bench_dir/function.log" --out "$2" >/dev/null
+        --log "$bench_dir/function.log" --out "$2" "${@:3}" >/dev/null
 }
-say "function: $cold_starts cold starts, $warm_invocations invocations on the first"
-run_function "$binary" "$bench_dir/function.json"
+say "function: $cold_starts cold starts, $warm_invocations invocations on the first," \
+    "the floor between them"
+run_function "$binary" "$bench_dir/function.json" --floor "$floor"
 if ((compare)); then
     say "function without the init-time warm-up: the same runs"
     run_function "$cold_binary" "$bench_dir/compare.json"
@@ -139,8 +138,8 @@ import json, os, platform, subprocess, sys
 from pathlib import Path
 
 bench, zip_bytes, commit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-floor = json.loads((bench / "floor.json").read_text())
 fn = json.loads((bench / "function.json").read_text())
+floor = fn["floor_ms"]
 compare = bench / "compare.json"
 compare = json.loads(compare.read_text()) if compare.exists() else None
 
@@ -152,10 +151,10 @@ print(f"machine: {os.cpu_count()} CPUs, {cpu}, {mem_kib // 1024} MiB, {platform.
       f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other builds share it)")
 print()
 print(f"floor over {floor['rounds']} rounds, warmed clients (median / p95 ms):")
-for key, name in (("prometheus_ms", "Prometheus query"), ("describe_ms", "DescribeAutoScalingGroups"),
-                  ("both_ms", "both, concurrently")):
+for key, name in (("prometheus", "Prometheus query"), ("describe", "DescribeAutoScalingGroups"),
+                  ("both", "both, concurrently")):
     print(f"  {name:<28} {floor[key]['median']:8.3f} / {floor[key]['p95']:8.3f}")
-slower = max(floor["prometheus_ms"]["median"], floor["describe_ms"]["median"])
+slower = max(floor["prometheus"]["median"], floor["describe"]["median"])
 
 def show(label, run):
     w = run["warm_invocation_ms"]

@@ -2,7 +2,7 @@
 """A minimal Lambda Runtime API that starts the function and times it.
 
     bench_runtime.py --binary PATH --event FILE --invocations N [--gap-ms MS]
-                     [--cold-starts K] [--out FILE]
+                     [--cold-starts K] [--floor PROBE] [--out FILE]
 
 It serves the three routes the function uses (GET .../invocation/next, POST
 .../invocation/ID/response, POST .../invocation/ID/error, and .../init/error)
@@ -16,6 +16,10 @@ first process gets N invocations (--invocations), the others one. It measures:
   first    the first invocation of each process: event sent -> response received
   warm     invocations 2..N of the first process, the same way
   rss      VmHWM (peak resident set) of each process after its last invocation
+  floor    with --floor, one round of the probe (examples/read_floor.rs, which
+           reads a line per round) in each gap between warm invocations, so
+           that the floor and the invocations share the same minutes of the
+           servers (moto's latency drifts from one minute to the next)
 It prints a JSON report on stdout (or --out). It exits non-zero when an
 invocation returns an error.
 """
@@ -51,6 +55,12 @@ def make_handler(runtime):
 
         def log_message(self, *args):
             pass
+
+        def parse_request(self):
+            # A request has arrived when its first line has: parsing its headers is this
+            # emulator's own time, not the function's.
+            self.arrived_ns = time.monotonic_ns()
+            return super().parse_request()
 
         def body(self):
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -100,7 +110,7 @@ def make_handler(runtime):
             return None
 
         def do_POST(self):
-            now = time.monotonic_ns()
+            now = self.arrived_ns
             body = self.body()
             parts = self.path[len(PREFIX) :].strip("/").split("/")
             if parts == ["init", "error"]:
@@ -139,7 +149,7 @@ def wait_for(runtime, kinds, process, timeout=60):
             return arrival
 
 
-def one_process(args, event, log, invocations):
+def one_process(args, event, log, invocations, floor=None):
     runtime = Runtime(event)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(runtime))
     server.daemon_threads = True
@@ -159,7 +169,7 @@ def one_process(args, event, log, invocations):
     try:
         _, _, ready, _ = wait_for(runtime, ("next",), process)
         init_ns = ready - started
-        durations, summaries = [], []
+        durations, summaries, rounds = [], [], []
         for i in range(invocations):
             request_id = str(uuid.uuid4())
             runtime.events.put(request_id)
@@ -169,6 +179,13 @@ def one_process(args, event, log, invocations):
             durations.append(at - runtime.sent_at[request_id])
             summaries.append(json.loads(body))
             wait_for(runtime, ("next",), process)
+            if floor and 0 < i + 1 < invocations:
+                floor.stdin.write("round\n")
+                floor.stdin.flush()
+                line = floor.stdout.readline()
+                if not line:
+                    raise SystemExit("the floor probe stopped")
+                rounds.append(json.loads(line))
             if args.gap_ms and i + 1 < invocations:
                 time.sleep(args.gap_ms / 1000)
         rss = peak_rss_kib(process.pid)
@@ -182,7 +199,7 @@ def one_process(args, event, log, invocations):
             process.wait()
         server.shutdown()
         server.server_close()
-    return init_ns, durations, rss, summaries
+    return init_ns, durations, rss, summaries, rounds
 
 
 def ms(ns):
@@ -204,16 +221,26 @@ def main():
     parser.add_argument("--cold-starts", type=int, default=1)
     parser.add_argument("--gap-ms", type=float, default=50)
     parser.add_argument("--log", default=os.devnull, help="where the function's output goes")
+    parser.add_argument("--floor", help="the floor probe, run between warm invocations")
     parser.add_argument("--out")
     args = parser.parse_args()
     with open(args.event, "rb") as source:
         event = source.read()
 
-    inits, firsts, rss, warm, actions = [], [], [], [], set()
+    inits, firsts, rss, warm, actions, rounds = [], [], [], [], set(), []
+    floor = None
+    if args.floor:
+        # Its clients warm up before it reads its first line.
+        floor = subprocess.Popen(
+            [args.floor], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
     with open(args.log, "ab") as log:
         for cold in range(args.cold_starts):
             invocations = args.invocations if cold == 0 else 1
-            init_ns, durations, peak, summaries = one_process(args, event, log, invocations)
+            init_ns, durations, peak, summaries, probed = one_process(
+                args, event, log, invocations, floor if cold == 0 else None
+            )
+            rounds.extend(probed)
             inits.append(init_ns)
             firsts.append(durations[0])
             rss.append(peak)
@@ -238,6 +265,16 @@ def main():
         "peak_rss_mib": round(max(rss) / 1024, 2),
         "actions": sorted(actions),
     }
+    if floor:
+        floor.stdin.close()
+        floor.wait(timeout=10)
+        report["floor_ms"] = {"rounds": len(rounds)}
+        for read in ("prometheus", "describe", "both"):
+            samples = [r[read] for r in rounds]
+            report["floor_ms"][read] = {
+                "median": percentile(samples, 0.5),
+                "p95": percentile(samples, 0.95),
+            }
     text = json.dumps(report, indent=2)
     if args.out:
         with open(args.out, "w") as out:

@@ -3,8 +3,10 @@
 //! the function's own clients and environment (`PROMETHEUS_ENDPOINT`, `PROMETHEUS_QUERY`,
 //! `ASG_NAME`, the `AWS_*` variables).
 //!
-//! `read_floor [ROUNDS]` prints JSON: median and p95 in milliseconds of each read alone, and of
-//! both at once, as a run does them.
+//! It warms both clients, then makes one round for each line read from standard input and
+//! prints its times as one JSON line, in milliseconds: each read alone, then both at once, as a
+//! run does them. `scripts/bench_runtime.py` asks for a round between the function's warm
+//! invocations, so that the floor is measured in the same minute as what it is compared with.
 
 use std::error::Error;
 use std::future::Future;
@@ -21,23 +23,8 @@ async fn timed<T>(read: impl Future<Output = Result<T, Failure>>) -> Result<Dura
     Ok(start.elapsed())
 }
 
-/// `{"median": .., "p95": ..}` in milliseconds, nearest rank.
-fn stats(mut samples: Vec<Duration>) -> String {
-    samples.sort();
-    let rank = |fraction: f64| {
-        let index = (samples.len() as f64 * fraction).ceil() as usize;
-        samples[index.clamp(1, samples.len()) - 1].as_secs_f64() * 1000.0
-    };
-    format!(
-        r#"{{"median": {:.3}, "p95": {:.3}}}"#,
-        rank(0.5),
-        rank(0.95)
-    )
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Failure> {
-    let rounds: usize = std::env::args().nth(1).map_or(Ok(31), |n| n.parse())?;
     let config = Config::from_env()?;
     let http = http_client();
     let autoscaling = aws_sdk_autoscaling::Client::new(&sdk_config_loader().load().await);
@@ -64,25 +51,24 @@ async fn main() -> Result<(), Failure> {
     query().await?;
     describe().await?;
 
-    let (mut prometheus, mut autoscaling_reads, mut both) = (vec![], vec![], vec![]);
-    for _ in 0..rounds {
-        prometheus.push(timed(query()).await?);
-        autoscaling_reads.push(timed(describe()).await?);
-        both.push(
-            timed(async {
-                let (lag, group) = tokio::join!(query(), describe());
-                lag?;
-                group?;
-                Ok(())
-            })
-            .await?,
+    let ms = |elapsed: Duration| elapsed.as_secs_f64() * 1000.0;
+    for line in std::io::stdin().lines() {
+        line?;
+        let prometheus = timed(query()).await?;
+        let autoscaling_read = timed(describe()).await?;
+        let both = timed(async {
+            let (lag, group) = tokio::join!(query(), describe());
+            lag?;
+            group?;
+            Ok(())
+        })
+        .await?;
+        println!(
+            r#"{{"prometheus": {:.3}, "describe": {:.3}, "both": {:.3}}}"#,
+            ms(prometheus),
+            ms(autoscaling_read),
+            ms(both)
         );
     }
-    println!(
-        r#"{{"rounds": {rounds}, "prometheus_ms": {}, "describe_ms": {}, "both_ms": {}}}"#,
-        stats(prometheus),
-        stats(autoscaling_reads),
-        stats(both)
-    );
     Ok(())
 }
