@@ -32,8 +32,8 @@ mod written;
 
 /// Bodies larger than this are refused rather than parsed: a 128 MB function must not be
 /// taken down by a query that returns far more series than intended. Reading one takes the
-/// body and a third of it again as Prometheus writes it, and up to twice the body when each
-/// label set has to be copied out (see `compact_span`), so 32 MiB leaves the function room;
+/// body and a third of it again as Prometheus writes it, and up to twice the body when serde_json
+/// reads it and each label set is copied out, so 32 MiB leaves the function room;
 /// it is some 130,000 kafka_exporter series, far more than a query with its `by` clause.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -650,11 +650,11 @@ impl<'de> Visitor<'de> for LabelsSeed<'_, 'de> {
 }
 
 /// The distinct usable series of a vector, each with its largest value, keyed by its label
-/// set written in one canonical form (see [`compact_span`]).
+/// set written in one canonical form (see [`canonical_key`]).
 ///
-/// Prometheus writes each label set in that form already, so that its keys are spans of the
-/// body and nothing is copied; a label set written any other way (names out of order or
-/// repeated, escapes, spaces) has its key written into an arena. The series sit in one list
+/// Prometheus writes each label set in that form already, so that the reader of its bodies
+/// (`written.rs`) keys series by spans of the body and copies nothing; serde_json's pass
+/// writes each key into an arena. The series sit in one list
 /// in the order they came, and the hash table holds only each series' index, so that it stays
 /// small enough for the cache however many series there are. Keys with equal hashes are still
 /// compared byte for byte: a collision never merges two series.
@@ -704,10 +704,6 @@ impl<'de> SeriesTable<'de> {
         let Some(value) = self.usable(value) else {
             return;
         };
-        if let Some(span) = compact_span(self.body, labels) {
-            self.insert(span, false, value);
-            return;
-        }
         // A key takes no more bytes than its labels do in the body, so the arena is reserved
         // once, when first needed, rather than regrown and copied.
         if self.arena.capacity() == 0 {
@@ -790,43 +786,11 @@ impl<'de> SeriesTable<'de> {
 /// 150 to 250 bytes. Smaller samples only grow the table as usual.
 const TYPICAL_SAMPLE_BYTES: usize = 128;
 
-/// Where in `body` the label set is written exactly as its key, if it is.
-///
-/// A key is the members of a JSON object of the label set, `"name":"value","name":"value"`,
-/// with the names in ascending order, each once, and every string written as serde_json
-/// writes it, so that equal label sets have equal keys and a key tells its labels back.
-/// Prometheus writes `metric` that way. Its strings were then borrowed from the body, which
-/// serde_json does only for strings without escapes, and those read just as they are written;
-/// and each follows the one before by exactly the three bytes `":"` or `","`, which leaves no
-/// room for spaces.
-fn compact_span(body: &str, labels: &LabelPairs) -> Option<(usize, usize)> {
-    let base = body.as_ptr() as usize;
-    let offset = |text: &Cow<str>| match text {
-        Cow::Borrowed(text) => (text.as_ptr() as usize)
-            .checked_sub(base)
-            .filter(|at| at + text.len() <= body.len()),
-        Cow::Owned(_) => None,
-    };
-    let (mut span, mut previous): (Option<(usize, usize)>, _) = (None, None);
-    for (name, value) in labels {
-        let at = offset(name)?;
-        if span.is_some_and(|(_, end)| at != end + 3) || previous >= Some(name) {
-            return None;
-        }
-        let value_at = offset(value)?;
-        if value_at != at + name.len() + 3 {
-            return None;
-        }
-        span = Some((span.map_or(at, |(first, _)| first), value_at + value.len()));
-        previous = Some(name);
-    }
-    // The quotes around the first name and the last value belong to the key.
-    let (first, end) = span?;
-    Some((first.checked_sub(1)?, end + 1)).filter(|&(_, end)| end <= body.len())
-}
-
-/// Appends the key of a label set that is not written in the body as its key: sorted by
-/// name, a repeated name keeping its last value as a map would.
+/// Appends the key of a label set: the members of a JSON object of it,
+/// `"name":"value","name":"value"`, sorted by name, a repeated name keeping its last value as
+/// a map would, and every string written as serde_json writes it. Equal label sets have equal
+/// keys however they were written, and a key tells its labels back. Prometheus writes `metric`
+/// exactly so, which lets the reader of its bodies take keys from the body as they are.
 fn canonical_key(labels: &mut LabelPairs, key: &mut Vec<u8>) {
     // A stable sort keeps a repeated name's values in the order they came.
     labels.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1499,6 +1463,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_label_set_as_prometheus_writes_it_is_its_own_key() {
+        let members = r#""__name__":"lag","consumergroup":"café","topic":"t/1""#;
+        let body = vector(&format!(r#"{{"metric":{{{members}}},"value":[1,"2"]}}"#));
+        let table = written::read_vector(&body).expect("Prometheus's own form");
+        let (taken, _) = table.iter().next().expect("one series");
+
+        let mut labels: LabelPairs = [
+            ("topic", "t/1"),
+            ("__name__", "lag"),
+            ("consumergroup", "café"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (Cow::from(name), Cow::from(value)))
+        .collect();
+        let mut written = Vec::new();
+        canonical_key(&mut labels, &mut written);
+
+        assert_eq!(taken, members.as_bytes());
+        assert_eq!(written, members.as_bytes());
     }
 
     #[test]

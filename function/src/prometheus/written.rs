@@ -82,7 +82,7 @@ impl Reader<'_> {
     }
 
     /// A label set after its `{`, up to and with its `}`: where its members lie, which are
-    /// its key as [`super::compact_span`] describes it.
+    /// its key as [`super::canonical_key`] writes it.
     fn members(&mut self) -> Option<(usize, usize)> {
         let start = self.at;
         if self.eat(b'}') {
