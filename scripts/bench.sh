@@ -6,9 +6,10 @@
 # Builds the release binary, starts a local stack of its own (real Prometheus
 # scraping the exporter simulator, moto_server, the webhook receiver), puts the
 # scaler in a steady hold state (lag between the thresholds, group at 0), then:
-#   1. the floor: one raw Prometheus query and one raw DescribeAutoScalingGroups
-#      from warmed clients (examples/read_floor.rs), one round in each gap
-#      between the function's warm invocations;
+#   1. the floor: one raw Prometheus query, one raw DescribeAutoScalingGroups
+#      and both at once, from warmed clients (examples/read_floor.rs), one such
+#      round between each two of the function's warm invocations, each read
+#      after the same 50 ms pause as each invocation;
 #   2. the function on its real runtime path: scripts/bench_runtime.py serves
 #      the Lambda Runtime API, starts the binary and times init, the first
 #      invocation and 30 warm ones; then 10 more cold starts for init and the

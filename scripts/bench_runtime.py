@@ -17,9 +17,13 @@ first process gets N invocations (--invocations), the others one. It measures:
   warm     invocations 2..N of the first process, the same way
   rss      VmHWM (peak resident set) of each process after its last invocation
   floor    with --floor, one round of the probe (examples/read_floor.rs, which
-           reads a line per round) in each gap between warm invocations, so
-           that the floor and the invocations share the same minutes of the
-           servers (moto's latency drifts from one minute to the next)
+           makes the read each line names) between each two warm invocations:
+           a Prometheus query, a DescribeAutoScalingGroups, both at once, each
+           after the same pause (--gap-ms) as an invocation gets before it. So
+           the floor and the invocations share the same minutes of the servers
+           (moto's latency drifts from one minute to the next) and start from
+           the same idle state (a read after a pause is slower than one made
+           straight after another)
 It prints a JSON report on stdout (or --out). It exits non-zero when an
 invocation returns an error.
 """
@@ -179,15 +183,11 @@ def one_process(args, event, log, invocations, floor=None):
             durations.append(at - runtime.sent_at[request_id])
             summaries.append(json.loads(body))
             wait_for(runtime, ("next",), process)
-            if floor and 0 < i + 1 < invocations:
-                floor.stdin.write("round\n")
-                floor.stdin.flush()
-                line = floor.stdout.readline()
-                if not line:
-                    raise SystemExit("the floor probe stopped")
-                rounds.append(json.loads(line))
-            if args.gap_ms and i + 1 < invocations:
-                time.sleep(args.gap_ms / 1000)
+            if i + 1 == invocations:
+                break
+            if floor:
+                rounds.append(floor_round(floor, args.gap_ms))
+            pause(args.gap_ms)
         rss = peak_rss_kib(process.pid)
         runtime.events.put(None)
     finally:
@@ -200,6 +200,28 @@ def one_process(args, event, log, invocations, floor=None):
         server.shutdown()
         server.server_close()
     return init_ns, durations, rss, summaries, rounds
+
+
+def pause(gap_ms):
+    if gap_ms:
+        time.sleep(gap_ms / 1000)
+
+
+FLOOR_READS = ("prometheus", "describe", "both")
+
+
+def floor_round(floor, gap_ms):
+    """One of each read of the probe, each after the pause an invocation gets before it."""
+    times = {}
+    for read in FLOOR_READS:
+        pause(gap_ms)
+        floor.stdin.write(read + "\n")
+        floor.stdin.flush()
+        line = floor.stdout.readline()
+        if not line:
+            raise SystemExit("the floor probe stopped")
+        times[read] = float(line)
+    return times
 
 
 def ms(ns):
@@ -269,7 +291,7 @@ def main():
         floor.stdin.close()
         floor.wait(timeout=10)
         report["floor_ms"] = {"rounds": len(rounds)}
-        for read in ("prometheus", "describe", "both"):
+        for read in FLOOR_READS:
             samples = [r[read] for r in rounds]
             report["floor_ms"][read] = {
                 "median": percentile(samples, 0.5),

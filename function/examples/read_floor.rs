@@ -3,10 +3,12 @@
 //! the function's own clients and environment (`PROMETHEUS_ENDPOINT`, `PROMETHEUS_QUERY`,
 //! `ASG_NAME`, the `AWS_*` variables).
 //!
-//! It warms both clients, then makes one round for each line read from standard input and
-//! prints its times as one JSON line, in milliseconds: each read alone, then both at once, as a
-//! run does them. `scripts/bench_runtime.py` asks for a round between the function's warm
-//! invocations, so that the floor is measured in the same minute as what it is compared with.
+//! It warms both clients, then makes one read for each line of standard input, which names it:
+//! `prometheus`, `describe`, or `both` (the two at once, as a run makes them), and prints how
+//! long it took, in milliseconds, on a line of its own. `scripts/bench_runtime.py` asks for
+//! each read after the same pause as it leaves before each of the function's warm invocations,
+//! and between them, so that the floor is measured in the same minute and from the same idle
+//! state as what it is compared with.
 
 use std::error::Error;
 use std::future::Future;
@@ -51,24 +53,23 @@ async fn main() -> Result<(), Failure> {
     query().await?;
     describe().await?;
 
-    let ms = |elapsed: Duration| elapsed.as_secs_f64() * 1000.0;
     for line in std::io::stdin().lines() {
-        line?;
-        let prometheus = timed(query()).await?;
-        let autoscaling_read = timed(describe()).await?;
-        let both = timed(async {
-            let (lag, group) = tokio::join!(query(), describe());
-            lag?;
-            group?;
-            Ok(())
-        })
-        .await?;
-        println!(
-            r#"{{"prometheus": {:.3}, "describe": {:.3}, "both": {:.3}}}"#,
-            ms(prometheus),
-            ms(autoscaling_read),
-            ms(both)
-        );
+        let read = line?;
+        let elapsed = match read.trim() {
+            "prometheus" => timed(query()).await?,
+            "describe" => timed(describe()).await?,
+            "both" => {
+                timed(async {
+                    let (lag, group) = tokio::join!(query(), describe());
+                    lag?;
+                    group?;
+                    Ok(())
+                })
+                .await?
+            }
+            other => return Err(format!("unknown read `{other}`").into()),
+        };
+        println!("{:.3}", elapsed.as_secs_f64() * 1000.0);
     }
     Ok(())
 }
