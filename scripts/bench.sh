@@ -12,7 +12,7 @@
 #      after the same 50 ms pause as each invocation;
 #   2. the function on its real runtime path: scripts/bench_runtime.py serves
 #      the Lambda Runtime API, starts the binary and times init, the first
-#      invocation and 30 warm ones; then 10 more cold starts for init and the
+#      invocation and 60 warm ones; then 10 more cold starts for init and the
 #      first invocation;
 #   3. the arm64 deployment zip (`cargo lambda build --release --arm64`),
 #      unless --skip-zip.
@@ -34,7 +34,7 @@ export KLS_STACK_DIR="${KLS_STACK_DIR:-$bench_dir/stack}"
 group=kafka-lag-scaler-bench
 query='sum(kafka_consumergroup_lag{topic=~"orders.*"}) by (consumergroup, topic)'
 event="$repo_root/tests/fixtures/eventbridge-scheduled.json"
-warm_invocations=31
+warm_invocations=61
 cold_starts=11
 
 skip_zip=0
