@@ -166,6 +166,8 @@ def show(label, run):
           f"all {run['first_invocation_ms']['all']}")
     print(f"  warm invocations (n={w['count']})      median {w['median']:8.3f} ms  "
           f"p95 {w['p95']:.3f}  min {w['min']:.3f}  max {w['max']:.3f}")
+    print(f"  CPU per warm invocation       median {w['cpu_median']:8.3f} ms  "
+          "(all threads, event to next poll)")
     print(f"  peak RSS (VmHWM)              {run['peak_rss_mib']:.2f} MiB")
 
 print()

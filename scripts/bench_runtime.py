@@ -15,6 +15,8 @@ first process gets N invocations (--invocations), the others one. It measures:
   init     from spawning the process to its first GET .../next
   first    the first invocation of each process: event sent -> response received
   warm     invocations 2..N of the first process, the same way
+  cpu      CPU time of the function's threads over each warm invocation, from
+           the event to its next poll (/proc/PID/task/*/schedstat); median
   rss      VmHWM (peak resident set) of each process after its last invocation
   floor    with --floor, one round of the probe (examples/read_floor.rs, which
            makes the read each line names) between each two warm invocations:
@@ -128,6 +130,18 @@ def make_handler(runtime):
     return Handler
 
 
+def cpu_ns(pid):
+    """CPU time of all the process's threads so far (the first field of each schedstat)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as schedstat:
+                total += int(schedstat.read().split()[0])
+        except FileNotFoundError:
+            pass  # a thread that ended between the listing and the read
+    return total
+
+
 def peak_rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -173,9 +187,10 @@ def one_process(args, event, log, invocations, floor=None):
     try:
         _, _, ready, _ = wait_for(runtime, ("next",), process)
         init_ns = ready - started
-        durations, summaries, rounds = [], [], []
+        durations, cpu, summaries, rounds = [], [], [], []
         for i in range(invocations):
             request_id = str(uuid.uuid4())
+            cpu_before = cpu_ns(process.pid)
             runtime.events.put(request_id)
             kind, got_id, at, body = wait_for(runtime, ("response", "error"), process)
             if kind == "error" or got_id != request_id:
@@ -183,6 +198,7 @@ def one_process(args, event, log, invocations, floor=None):
             durations.append(at - runtime.sent_at[request_id])
             summaries.append(json.loads(body))
             wait_for(runtime, ("next",), process)
+            cpu.append(cpu_ns(process.pid) - cpu_before)
             if i + 1 == invocations:
                 break
             if floor:
@@ -199,7 +215,7 @@ def one_process(args, event, log, invocations, floor=None):
             process.wait()
         server.shutdown()
         server.server_close()
-    return init_ns, durations, rss, summaries, rounds
+    return init_ns, durations, cpu, rss, summaries, rounds
 
 
 def pause(gap_ms):
@@ -249,7 +265,7 @@ def main():
     with open(args.event, "rb") as source:
         event = source.read()
 
-    inits, firsts, rss, warm, actions, rounds = [], [], [], [], set(), []
+    inits, firsts, rss, warm, warm_cpu, actions, rounds = [], [], [], [], [], set(), []
     floor = None
     if args.floor:
         # Its clients warm up before it reads its first line.
@@ -259,7 +275,7 @@ def main():
     with open(args.log, "ab") as log:
         for cold in range(args.cold_starts):
             invocations = args.invocations if cold == 0 else 1
-            init_ns, durations, peak, summaries, probed = one_process(
+            init_ns, durations, cpu, peak, summaries, probed = one_process(
                 args, event, log, invocations, floor if cold == 0 else None
             )
             rounds.extend(probed)
@@ -268,6 +284,7 @@ def main():
             rss.append(peak)
             if cold == 0:
                 warm = durations[1:]
+                warm_cpu = cpu[1:]
             actions.update(summary["action"] for summary in summaries)
 
     report = {
@@ -283,6 +300,7 @@ def main():
             "p95": ms(percentile(warm, 0.95)) if warm else None,
             "min": ms(min(warm)) if warm else None,
             "max": ms(max(warm)) if warm else None,
+            "cpu_median": ms(percentile(warm_cpu, 0.5)) if warm_cpu else None,
         },
         "peak_rss_mib": round(max(rss) / 1024, 2),
         "actions": sorted(actions),
