@@ -2,10 +2,10 @@
 """A minimal Lambda Runtime API that starts the function and times it.
 
     bench_runtime.py --binary PATH --event FILE --invocations N [--gap-ms MS]
-                     [--cold-starts K] [--floor PROBE] [--out FILE]
+                     [--cold-starts K] [--floor PROBE] [--log FILE] [--out FILE]
 
-It serves the three routes the function uses (GET .../invocation/next, POST
-.../invocation/ID/response, POST .../invocation/ID/error, and .../init/error)
+It serves the four routes the function uses (GET .../invocation/next, POST
+.../invocation/ID/response, POST .../invocation/ID/error and POST .../init/error)
 on 127.0.0.1, points AWS_LAMBDA_RUNTIME_API at itself and starts the binary,
 which is then on its real runtime path: lambda_runtime polling this API.
 The rest of the function's environment is inherited.
@@ -15,8 +15,8 @@ first process gets N invocations (--invocations), the others one. It measures:
   init     from spawning the process to its first GET .../next
   first    the first invocation of each process: event sent -> response received
   warm     invocations 2..N of the first process, the same way
-  cpu      CPU time of the function's threads over each warm invocation, from
-           the event to its next poll (/proc/PID/task/*/schedstat); median
+  cpu      CPU time of the function's process over each warm invocation, from
+           the event to its next poll (its clock_getcpuclockid(3) clock); median
   rss      VmHWM (peak resident set) of each process after its last invocation
   floor    with --floor, one round of the probe (examples/read_floor.rs, which
            makes the read each line names) between each two warm invocations:
@@ -31,6 +31,7 @@ invocation returns an error.
 """
 
 import argparse
+import ctypes
 import http.server
 import json
 import os
@@ -58,6 +59,9 @@ class Runtime:
 def make_handler(runtime):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # As the Runtime API's own server does (Go sets TCP_NODELAY): a body written after
+        # its headers must not wait for the function's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -83,13 +87,17 @@ def make_handler(runtime):
             return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
         def reply(self, status, body=b"", headers=()):
+            """Sends the answer; returns when its first byte left (time.monotonic_ns)."""
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
+            # The headers are buffered until end_headers(): nothing has reached the function.
+            sent = time.monotonic_ns()
             self.end_headers()
             self.wfile.write(body)
             self.wfile.flush()
+            return sent
 
         def do_GET(self):
             if self.path != f"{PREFIX}/invocation/next":
@@ -111,8 +119,9 @@ def make_handler(runtime):
                 ),
                 ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
             ]
-            self.reply(200, runtime.event, headers)
-            runtime.sent_at[request_id] = time.monotonic_ns()
+            # Timed from before the first byte is written: once the body is in, the function
+            # may take the CPU from this thread before it could note the time.
+            runtime.sent_at[request_id] = self.reply(200, runtime.event, headers)
             return None
 
         def do_POST(self):
@@ -130,16 +139,17 @@ def make_handler(runtime):
     return Handler
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def cpu_ns(pid):
-    """CPU time of all the process's threads so far (the first field of each schedstat)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as schedstat:
-                total += int(schedstat.read().split()[0])
-        except FileNotFoundError:
-            pass  # a thread that ended between the listing and the read
-    return total
+    """CPU time of the whole process so far, threads that have ended included: the clock
+    clock_getcpuclockid(3) gives for it."""
+    clock = ctypes.c_int()
+    error = LIBC.clock_getcpuclockid(pid, ctypes.byref(clock))
+    if error:
+        raise OSError(error, f"clock_getcpuclockid({pid}): {os.strerror(error)}")
+    return time.clock_gettime_ns(clock.value)
 
 
 def peak_rss_kib(pid):
@@ -268,10 +278,12 @@ def main():
     inits, firsts, rss, warm, warm_cpu, actions, rounds = [], [], [], [], [], set(), []
     floor = None
     if args.floor:
-        # Its clients warm up before it reads its first line.
         floor = subprocess.Popen(
             [args.floor], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+        # It warms its clients, then says so: the first cold start must not overlap that.
+        if floor.stdout.readline().strip() != "ready":
+            raise SystemExit("the floor probe did not start")
     with open(args.log, "ab") as log:
         for cold in range(args.cold_starts):
             invocations = args.invocations if cold == 0 else 1
@@ -301,6 +313,8 @@ def main():
             "min": ms(min(warm)) if warm else None,
             "max": ms(max(warm)) if warm else None,
             "cpu_median": ms(percentile(warm_cpu, 0.5)) if warm_cpu else None,
+            "all": [ms(v) for v in warm],
+            "cpu_all": [ms(v) for v in warm_cpu],
         },
         "peak_rss_mib": round(max(rss) / 1024, 2),
         "actions": sorted(actions),
@@ -314,7 +328,14 @@ def main():
             report["floor_ms"][read] = {
                 "median": percentile(samples, 0.5),
                 "p95": percentile(samples, 0.95),
+                "all": samples,
             }
+        # Round k was made just before warm invocation k: the pair shares the same minute.
+        overhead = [ms(run) - r["both"] for run, r in zip(warm, rounds)]
+        report["warm_minus_both_ms"] = {
+            "pairs": len(overhead),
+            "median": round(percentile(overhead, 0.5), 3),
+        }
     text = json.dumps(report, indent=2)
     if args.out:
         with open(args.out, "w") as out:

@@ -3,12 +3,12 @@
 //! the function's own clients and environment (`PROMETHEUS_ENDPOINT`, `PROMETHEUS_QUERY`,
 //! `ASG_NAME`, the `AWS_*` variables).
 //!
-//! It warms both clients, then makes one read for each line of standard input, which names it:
-//! `prometheus`, `describe`, or `both` (the two at once, as a run makes them), and prints how
-//! long it took, in milliseconds, on a line of its own. `scripts/bench_runtime.py` asks for
-//! each read after the same pause as it leaves before each of the function's warm invocations,
-//! and between them, so that the floor is measured in the same minute and from the same idle
-//! state as what it is compared with.
+//! It warms both clients and prints `ready`, then makes one read for each line of standard
+//! input, which names it: `prometheus`, `describe`, or `both` (the two at once, as a run makes
+//! them), and prints how long it took, in milliseconds, on a line of its own.
+//! `scripts/bench_runtime.py` asks for one of each between two of the function's warm
+//! invocations, each after the same pause as it leaves before an invocation, so that the floor
+//! is measured in the same minute as the runs and, like them, after a pause.
 
 use std::error::Error;
 use std::future::Future;
@@ -52,6 +52,7 @@ async fn main() -> Result<(), Failure> {
     // Warm both clients: connections, credentials, endpoint resolution.
     query().await?;
     describe().await?;
+    println!("ready");
 
     for line in std::io::stdin().lines() {
         let read = line?;
