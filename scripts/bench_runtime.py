@@ -13,7 +13,8 @@ The rest of the function's environment is inherited.
 It starts the function K times (--cold-starts), a fresh process each time; the
 first process gets N invocations (--invocations), the others one. It measures:
   init     from spawning the process to its first GET .../next
-  first    the first invocation of each process: event sent -> response received
+  first    the first invocation of each process: from just before the event's
+           first byte is written to the arrival of the response's first line
   warm     invocations 2..N of the first process, the same way
   cpu      CPU time of the function's process over each warm invocation, from
            the event to its next poll (its clock_getcpuclockid(3) clock); median
@@ -23,11 +24,14 @@ first process gets N invocations (--invocations), the others one. It measures:
            a Prometheus query, a DescribeAutoScalingGroups, both at once, each
            after the same pause (--gap-ms) as an invocation gets before it. So
            the floor and the invocations share the same minutes of the servers
-           (moto's latency drifts from one minute to the next) and start from
-           the same idle state (a read after a pause is slower than one made
-           straight after another)
-It prints a JSON report on stdout (or --out). It exits non-zero when an
-invocation returns an error.
+           (moto's latency drifts from one minute to the next) and both come
+           after a pause (a read after a pause is slower than one made straight
+           after another). The probe says `ready` once its clients are warm,
+           before the first cold start.
+  paired   each warm invocation less the floor's `both` read just before it
+Medians are the lower median (nearest rank). It prints a JSON report, with
+every sample, on stdout (or --out). It exits non-zero when an invocation
+returns an error.
 """
 
 import argparse
