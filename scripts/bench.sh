@@ -8,8 +8,8 @@
 # scaler in a steady hold state (lag between the thresholds, group at 0), then:
 #   1. the floor: one raw Prometheus query, one raw DescribeAutoScalingGroups
 #      and both at once, from warmed clients (examples/read_floor.rs), one such
-#      round between each two of the function's warm invocations, each read
-#      after the same 50 ms pause as each invocation;
+#      round before each of the function's warm invocations, each read after
+#      the same 50 ms pause as each invocation;
 #   2. the function on its real runtime path: scripts/bench_runtime.py serves
 #      the Lambda Runtime API, starts the binary and times init, the first
 #      invocation and 60 warm ones; then 10 more cold starts for init and the
@@ -20,7 +20,7 @@
 # feature bench-no-warm-up), and reports its figures beside ours: what warming
 # the connections during init saves the first invocation. The first run of the
 # script makes three release (LTO) builds, this one, the second in its own
-# target directory and the arm64 zip: about 10 minutes and 2 GB on 2 vCPUs;
+# target directory and the arm64 zip: about 10 minutes and 2 GB of disk on 2 vCPUs;
 # later runs take under a minute.
 #
 # It prints a report, writes it to target/bench/report.txt and exits non-zero
@@ -36,7 +36,7 @@ export KLS_STACK_DIR="${KLS_STACK_DIR:-$bench_dir/stack}"
 group=kafka-lag-scaler-bench
 query='sum(kafka_consumergroup_lag{topic=~"orders.*"}) by (consumergroup, topic)'
 event="$repo_root/tests/fixtures/eventbridge-scheduled.json"
-warm_invocations=61
+invocations=61
 cold_starts=11
 
 skip_zip=0
@@ -114,10 +114,10 @@ export AWS_LAMBDA_LOG_LEVEL=info
 
 run_function() {
     python3 scripts/bench_runtime.py --binary "$1" --event "$event" \
-        --invocations "$warm_invocations" --cold-starts "$cold_starts" \
+        --invocations "$invocations" --cold-starts "$cold_starts" \
         --log "$bench_dir/function.log" --out "$2" "${@:3}" >/dev/null
 }
-say "function: $cold_starts cold starts, $warm_invocations invocations on the first," \
+say "function: $cold_starts cold starts, $invocations invocations on the first," \
     "the floor between them"
 run_function "$binary" "$bench_dir/function.json" --floor "$floor"
 if ((compare)); then
@@ -172,7 +172,7 @@ def show(label, run):
           "(the process, event to next poll)")
     paired = run["warm_minus_both_ms"]["median"]
     print(f"  warm run less both (paired)   median {paired:8.3f} ms  "
-          "(each run less the floor's both reads just before it)")
+          "(each run less the floor's `both` read just before it)")
     print(f"  peak RSS (VmHWM)              {run['peak_rss_mib']:.2f} MiB")
 
 print()

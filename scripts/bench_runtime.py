@@ -20,7 +20,7 @@ first process gets N invocations (--invocations), the others one. It measures:
            the event to its next poll (its clock_getcpuclockid(3) clock); median
   rss      VmHWM (peak resident set) of each process after its last invocation
   floor    with --floor, one round of the probe (examples/read_floor.rs, which
-           makes the read each line names) between each two warm invocations:
+           makes the read each line names) before each warm invocation:
            a Prometheus query, a DescribeAutoScalingGroups, both at once, each
            after the same pause (--gap-ms) as an invocation gets before it. So
            the floor and the invocations share the same minutes of the servers
@@ -90,18 +90,19 @@ def make_handler(runtime):
                     self.rfile.readline()
             return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
-        def reply(self, status, body=b"", headers=()):
-            """Sends the answer; returns when its first byte left (time.monotonic_ns)."""
+        def reply(self, status, body=b"", headers=(), on_send=None):
+            """Sends the answer; on_send, if given, gets the time (time.monotonic_ns) just
+            before its first byte is written."""
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             # The headers are buffered until end_headers(): nothing has reached the function.
-            sent = time.monotonic_ns()
+            if on_send:
+                on_send(time.monotonic_ns())
             self.end_headers()
             self.wfile.write(body)
             self.wfile.flush()
-            return sent
 
         def do_GET(self):
             if self.path != f"{PREFIX}/invocation/next":
@@ -123,9 +124,13 @@ def make_handler(runtime):
                 ),
                 ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
             ]
-            # Timed from before the first byte is written: once the body is in, the function
-            # may take the CPU from this thread before it could note the time.
-            runtime.sent_at[request_id] = self.reply(200, runtime.event, headers)
+            # Timed from before the first byte is written, and noted then: once the body is
+            # in, the function may take the CPU from this thread, and may even answer, before
+            # the thread runs again.
+            def sent(at):
+                runtime.sent_at[request_id] = at
+
+            self.reply(200, runtime.event, headers, on_send=sent)
             return None
 
         def do_POST(self):
@@ -269,13 +274,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True)
     parser.add_argument("--event", required=True)
-    parser.add_argument("--invocations", type=int, default=31)
+    parser.add_argument("--invocations", type=int, default=61)
     parser.add_argument("--cold-starts", type=int, default=1)
     parser.add_argument("--gap-ms", type=float, default=50)
     parser.add_argument("--log", default=os.devnull, help="where the function's output goes")
     parser.add_argument("--floor", help="the floor probe, run between warm invocations")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.invocations < 2:
+        parser.error("--invocations must be at least 2: the first, then the warm ones")
     with open(args.event, "rb") as source:
         event = source.read()
 
@@ -335,6 +342,7 @@ def main():
                 "all": samples,
             }
         # Round k was made just before warm invocation k: the pair shares the same minute.
+        assert len(warm) == len(rounds), (len(warm), len(rounds))
         overhead = [ms(run) - r["both"] for run, r in zip(warm, rounds)]
         report["warm_minus_both_ms"] = {
             "pairs": len(overhead),

@@ -6,7 +6,7 @@
 //! It warms both clients and prints `ready`, then makes one read for each line of standard
 //! input, which names it: `prometheus`, `describe`, or `both` (the two at once, as a run makes
 //! them), and prints how long it took, in milliseconds, on a line of its own.
-//! `scripts/bench_runtime.py` asks for one of each between two of the function's warm
+//! `scripts/bench_runtime.py` asks for one of each before each of the function's warm
 //! invocations, each after the same pause as it leaves before an invocation, so that the floor
 //! is measured in the same minute as the runs and, like them, after a pause.
 
