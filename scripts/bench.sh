@@ -20,8 +20,8 @@
 # feature bench-no-warm-up), and reports its figures beside ours: what warming
 # the connections during init saves the first invocation. The first run of the
 # script makes three release (LTO) builds, this one, the second in its own
-# target directory and the arm64 zip: about 10 minutes and 2 GB of disk on 2 vCPUs;
-# later runs take under a minute.
+# target directory and the arm64 zip: about 10 minutes and 2 GB of disk on
+# 2 vCPUs; later runs take under a minute.
 #
 # It prints a report, writes it to target/bench/report.txt and exits non-zero
 # when a budget is missed. Budgets: init < 30 ms; warm median within 1.2x the
@@ -118,7 +118,7 @@ run_function() {
         --log "$bench_dir/function.log" --out "$2" "${@:3}" >/dev/null
 }
 say "function: $cold_starts cold starts, $invocations invocations on the first," \
-    "the floor between them"
+    "a floor round before each warm one"
 run_function "$binary" "$bench_dir/function.json" --floor "$floor"
 if ((compare)); then
     say "function without the init-time warm-up: the same runs"

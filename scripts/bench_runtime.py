@@ -148,7 +148,7 @@ def make_handler(runtime):
     return Handler
 
 
-LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC = ctypes.CDLL(None)
 
 
 def cpu_ns(pid):
@@ -278,7 +278,7 @@ def main():
     parser.add_argument("--cold-starts", type=int, default=1)
     parser.add_argument("--gap-ms", type=float, default=50)
     parser.add_argument("--log", default=os.devnull, help="where the function's output goes")
-    parser.add_argument("--floor", help="the floor probe, run between warm invocations")
+    parser.add_argument("--floor", help="the floor probe, a round before each warm invocation")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.invocations < 2:
