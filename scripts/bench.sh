@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The whole function, as deployed, against the real local services.
 #
-#   scripts/bench.sh [--skip-zip] [--skip-warm-up-comparison]
+#   scripts/bench.sh [--skip-zip] [--skip-warm-up-comparison] [--no-pin]
 #
 # Builds the release binary, starts a local stack of its own (real Prometheus
 # scraping the exporter simulator, moto_server, the webhook receiver), puts the
-# scaler in a steady hold state (lag between the thresholds, group at 0), then:
+# scaler in a steady hold state (lag between the thresholds, group at 0), pins
+# moto to one CPU and Prometheus with the exporter to another (unless --no-pin,
+# or on one CPU): in production each is on a machine of its own, and two
+# servers that take each other's CPU make both reads at once slower than the
+# slower alone, whoever makes them. The function, the emulator and the floor
+# probe run on any CPU. Then:
 #   1. the floor: one raw Prometheus query, one raw DescribeAutoScalingGroups
 #      and both at once, from warmed clients (examples/read_floor.rs), one such
 #      round before each of the function's warm invocations, each read after
@@ -41,12 +46,14 @@ cold_starts=11
 
 skip_zip=0
 compare=1
+pin=1
 while (($#)); do
     case "$1" in
         --skip-zip) skip_zip=1 ;;
         --skip-warm-up-comparison) compare=0 ;;
+        --no-pin) pin=0 ;;
         *)
-            echo "usage: $0 [--skip-zip] [--skip-warm-up-comparison]" >&2
+            echo "usage: $0 [--skip-zip] [--skip-warm-up-comparison] [--no-pin]" >&2
             exit 2
             ;;
     esac
@@ -104,6 +111,20 @@ until curl -fsS "$KLS_PROMETHEUS_URL/api/v1/query" --data-urlencode "query=$quer
     sleep 0.3
 done
 
+# The CPUs this script may use, in order; moto gets the last, Prometheus and the
+# exporter it scrapes the one before. taskset -a pins every thread, and threads
+# started later inherit it.
+pinning="not pinned"
+mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
+if ((pin && ${#cpus[@]} >= 2)); then
+    server_pid() { awk -v n="$1" '$1 == n {print $2}' "$KLS_STACK_DIR/pids"; }
+    moto_cpu="${cpus[-1]}" prometheus_cpu="${cpus[-2]}"
+    taskset -apc "$moto_cpu" "$(server_pid moto)" >/dev/null
+    taskset -apc "$prometheus_cpu" "$(server_pid prometheus)" >/dev/null
+    taskset -apc "$prometheus_cpu" "$(server_pid exporter)" >/dev/null
+    pinning="moto on CPU $moto_cpu, Prometheus and the exporter on CPU $prometheus_cpu"
+fi
+
 export PROMETHEUS_ENDPOINT="$KLS_PROMETHEUS_URL" PROMETHEUS_QUERY="$query" ASG_NAME="$group"
 export WEBHOOK_URL="$KLS_RECEIVER_URL/bench-hook"
 export AWS_ENDPOINT_URL="$KLS_MOTO_URL" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
@@ -136,11 +157,12 @@ fi
 
 # --- 4. report -------------------------------------------------------------------
 
-python3 - "$bench_dir" "$zip_bytes" "$(git rev-parse --short HEAD)" <<'PY' | tee "$bench_dir/report.txt"
-import json, os, platform, subprocess, sys
+python3 - "$bench_dir" "$zip_bytes" "$(git rev-parse --short HEAD)" "$pinning" <<'PY' \
+    | tee "$bench_dir/report.txt"
+import json, os, platform, sys
 from pathlib import Path
 
-bench, zip_bytes, commit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+bench, zip_bytes, commit, pinning = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 fn = json.loads((bench / "function.json").read_text())
 floor = fn["floor_ms"]
 compare = bench / "compare.json"
@@ -152,6 +174,7 @@ load = os.getloadavg()
 print(f"kafka-lag-scaler whole-function benchmark, commit {commit}")
 print(f"machine: {os.cpu_count()} CPUs, {cpu}, {mem_kib // 1024} MiB, {platform.machine()}, "
       f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other builds share it)")
+print(f"servers: {pinning}; the function, the emulator and the floor probe on any CPU")
 print()
 print(f"floor over {floor['rounds']} rounds, warmed clients (median / p95 ms):")
 for key, name in (("prometheus", "Prometheus query"), ("describe", "DescribeAutoScalingGroups"),
@@ -170,6 +193,8 @@ def show(label, run):
           f"p95 {w['p95']:.3f}  min {w['min']:.3f}  max {w['max']:.3f}")
     print(f"  CPU per warm invocation       median {w['cpu_median']:8.3f} ms  "
           "(the process, event to next poll)")
+    print(f"  emulator's own receive delay  median {w['emulator_receive_median']:8.3f} ms  "
+          "(not counted: arrivals are the kernel's receive times)")
     paired = run["warm_minus_both_ms"]["median"]
     print(f"  warm run less both (paired)   median {paired:8.3f} ms  "
           "(each run less the floor's `both` read just before it)")

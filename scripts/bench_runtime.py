@@ -14,8 +14,10 @@ It starts the function K times (--cold-starts), a fresh process each time; the
 first process gets N invocations (--invocations), the others one. It measures:
   init     from spawning the process to its first GET .../next
   first    the first invocation of each process: from just before the event's
-           first byte is written to the arrival of the response's first line
+           first byte is written to the arrival of the response's first byte
   warm     invocations 2..N of the first process, the same way
+  receive  how long after its arrival this emulator read each warm response:
+           its own delay, left out of the figures above
   cpu      CPU time of the function's process over each warm invocation, from
            the event to its next poll (its clock_getcpuclockid(3) clock); median
   rss      VmHWM (peak resident set) of each process after its last invocation
@@ -29,6 +31,10 @@ first process gets N invocations (--invocations), the others one. It measures:
            after another). The probe says `ready` once its clients are warm,
            before the first cold start.
   paired   each warm invocation less the floor's `both` read just before it
+A request's arrival is the kernel's receive time of its first byte
+(SO_TIMESTAMPNS), not the time this emulator's thread got round to reading it,
+so that neither Python nor the emulator's own wake-up is counted against the
+function. Kernel timestamps are CLOCK_REALTIME, so every time here is too.
 Medians are the lower median (nearest rank). It prints a JSON report, with
 every sample, on stdout (or --out). It exits non-zero when an invocation
 returns an error.
@@ -41,6 +47,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -48,6 +56,9 @@ import time
 import uuid
 
 PREFIX = "/2018-06-01/runtime"
+# Linux's value; Python's socket module does not name it.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("qq")
 
 
 class Runtime:
@@ -56,7 +67,9 @@ class Runtime:
     def __init__(self, event):
         self.event = event
         self.events = queue.Queue()  # request ids the driver releases
-        self.arrivals = queue.Queue()  # ("next"|"response"|"error", id, t_ns, body)
+        # (kind, request id, arrival_ns, read_ns, body); kind is "next", "response", "error",
+        # "init_error", or "emulator_fault" when this emulator cannot time a request.
+        self.arrivals = queue.Queue()
         self.sent_at = {}
 
 
@@ -70,11 +83,32 @@ def make_handler(runtime):
         def log_message(self, *args):
             pass
 
-        def parse_request(self):
-            # A request has arrived when its first line has: parsing its headers is this
-            # emulator's own time, not the function's.
-            self.arrived_ns = time.monotonic_ns()
-            return super().parse_request()
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+        def handle_one_request(self):
+            # Waits for the next request's first byte without taking it, for the kernel's
+            # time of its arrival. The function sends one request at a time and waits for the
+            # answer, so nothing of the next request can already sit in rfile's buffer.
+            self.arrived_ns = None
+            first, ancillary, _, _ = self.connection.recvmsg(
+                1, socket.CMSG_SPACE(TIMESPEC.size), socket.MSG_PEEK
+            )
+            self.read_ns = time.time_ns()
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = TIMESPEC.unpack(data)
+                    self.arrived_ns = seconds * 1_000_000_000 + nanoseconds
+            if first and self.arrived_ns is None:
+                message = b"the kernel gave no receive timestamp (SO_TIMESTAMPNS)"
+                self.arrival("emulator_fault", None, message)
+                self.close_connection = True
+                return None
+            return super().handle_one_request()
+
+        def arrival(self, kind, request_id, body=b""):
+            runtime.arrivals.put((kind, request_id, self.arrived_ns, self.read_ns, body))
 
         def body(self):
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -91,23 +125,21 @@ def make_handler(runtime):
             return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
         def reply(self, status, body=b"", headers=(), on_send=None):
-            """Sends the answer; on_send, if given, gets the time (time.monotonic_ns) just
-            before its first byte is written."""
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            # The headers are buffered until end_headers(): nothing has reached the function.
+            """Sends the answer in one write, headers and body, as the Runtime API's Go server
+            does with a small answer; on_send, if given, gets the time (time.time_ns) just
+            before it is written."""
+            lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}"]
+            lines += [f"{name}: {value}" for name, value in headers]
+            lines += [f"Content-Length: {len(body)}", "", ""]
+            answer = "\r\n".join(lines).encode("latin-1") + body
             if on_send:
-                on_send(time.monotonic_ns())
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
+                on_send(time.time_ns())
+            self.wfile.write(answer)
 
         def do_GET(self):
             if self.path != f"{PREFIX}/invocation/next":
                 return self.reply(404)
-            runtime.arrivals.put(("next", None, time.monotonic_ns(), b""))
+            self.arrival("next", None)
             request_id = runtime.events.get()
             if request_id is None:
                 # The run is over: hold the poll until the process is stopped.
@@ -134,13 +166,12 @@ def make_handler(runtime):
             return None
 
         def do_POST(self):
-            now = self.arrived_ns
             body = self.body()
             parts = self.path[len(PREFIX) :].strip("/").split("/")
             if parts == ["init", "error"]:
-                runtime.arrivals.put(("init_error", None, now, body))
+                self.arrival("init_error", None, body)
             elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
-                runtime.arrivals.put((parts[2], parts[1], now, body))
+                self.arrival(parts[2], parts[1], body)
             else:
                 return self.reply(404)
             return self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
@@ -181,7 +212,9 @@ def wait_for(runtime, kinds, process, timeout=60):
                 raise SystemExit(f"no {kinds} from the function within {timeout}s")
             continue
         if arrival[0] == "init_error":
-            raise SystemExit(f"init failed: {arrival[3].decode(errors='replace')}")
+            raise SystemExit(f"init failed: {arrival[4].decode(errors='replace')}")
+        if arrival[0] == "emulator_fault":
+            raise SystemExit(arrival[4].decode())
         if arrival[0] in kinds:
             return arrival
 
@@ -189,6 +222,9 @@ def wait_for(runtime, kinds, process, timeout=60):
 def one_process(args, event, log, invocations, floor=None):
     runtime = Runtime(event)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(runtime))
+    # Before any connection: the kernel stamps only what arrives once a socket has asked, and
+    # a connection's first request can arrive before it is accepted.
+    server.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -201,20 +237,21 @@ def one_process(args, event, log, invocations, floor=None):
         AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/kafka-lag-scaler-bench",
         AWS_LAMBDA_LOG_STREAM_NAME="bench",
     )
-    started = time.monotonic_ns()
+    started = time.time_ns()
     process = subprocess.Popen([args.binary], env=env, stdout=log, stderr=log)
     try:
-        _, _, ready, _ = wait_for(runtime, ("next",), process)
+        _, _, ready, _, _ = wait_for(runtime, ("next",), process)
         init_ns = ready - started
-        durations, cpu, summaries, rounds = [], [], [], []
+        durations, receive, cpu, summaries, rounds = [], [], [], [], []
         for i in range(invocations):
             request_id = str(uuid.uuid4())
             cpu_before = cpu_ns(process.pid)
             runtime.events.put(request_id)
-            kind, got_id, at, body = wait_for(runtime, ("response", "error"), process)
+            kind, got_id, at, read, body = wait_for(runtime, ("response", "error"), process)
             if kind == "error" or got_id != request_id:
                 raise SystemExit(f"invocation {i + 1} failed: {body.decode(errors='replace')}")
             durations.append(at - runtime.sent_at[request_id])
+            receive.append(read - at)
             summaries.append(json.loads(body))
             wait_for(runtime, ("next",), process)
             cpu.append(cpu_ns(process.pid) - cpu_before)
@@ -234,7 +271,7 @@ def one_process(args, event, log, invocations, floor=None):
             process.wait()
         server.shutdown()
         server.server_close()
-    return init_ns, durations, cpu, rss, summaries, rounds
+    return init_ns, durations, receive, cpu, rss, summaries, rounds
 
 
 def pause(gap_ms):
@@ -286,7 +323,9 @@ def main():
     with open(args.event, "rb") as source:
         event = source.read()
 
-    inits, firsts, rss, warm, warm_cpu, actions, rounds = [], [], [], [], [], set(), []
+    inits, firsts, rss, warm, warm_receive, warm_cpu, actions, rounds = (
+        [], [], [], [], [], [], set(), []
+    )
     floor = None
     if args.floor:
         floor = subprocess.Popen(
@@ -298,7 +337,7 @@ def main():
     with open(args.log, "ab") as log:
         for cold in range(args.cold_starts):
             invocations = args.invocations if cold == 0 else 1
-            init_ns, durations, cpu, peak, summaries, probed = one_process(
+            init_ns, durations, receive, cpu, peak, summaries, probed = one_process(
                 args, event, log, invocations, floor if cold == 0 else None
             )
             rounds.extend(probed)
@@ -307,6 +346,7 @@ def main():
             rss.append(peak)
             if cold == 0:
                 warm = durations[1:]
+                warm_receive = receive[1:]
                 warm_cpu = cpu[1:]
             actions.update(summary["action"] for summary in summaries)
 
@@ -324,6 +364,7 @@ def main():
             "min": ms(min(warm)) if warm else None,
             "max": ms(max(warm)) if warm else None,
             "cpu_median": ms(percentile(warm_cpu, 0.5)) if warm_cpu else None,
+            "emulator_receive_median": ms(percentile(warm_receive, 0.5)) if warm else None,
             "all": [ms(v) for v in warm],
             "cpu_all": [ms(v) for v in warm_cpu],
         },
