@@ -46,7 +46,7 @@ demo_dir="$repo_root/target/demo"
 export KLS_STACK_DIR="$demo_dir/stack"
 watch_log="$demo_dir/watch.log"
 group=kafka-lag-scaler-demo
-query='sum(kafka_consumergroup_lag{topic=~"orders.*"}) by (consumergroup, topic)'
+query='sum by (consumergroup, topic) (kafka_consumergroup_lag{topic=~"orders.*"} >= 0 or kafka_consumergroup_lag{topic=~"orders.*"} * NaN)'
 event="$repo_root/tests/fixtures/eventbridge-scheduled.json"
 
 say() { printf '%s\n' "$*"; }

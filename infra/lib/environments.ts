@@ -14,7 +14,7 @@ export const ENVIRONMENTS: Readonly<Record<string, EnvironmentSettings>> = {
   dev: {
     asgName: 'kafka-consumers-fallback-dev',
     prometheusEndpoint: 'http://prometheus.dev.internal:9090',
-    prometheusQuery: 'sum(kafka_consumergroup_lag) by (consumergroup, topic)',
+    prometheusQuery: 'sum by (consumergroup, topic) (kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
     // Decide and announce, but never resize the group, until someone flips it.
     dryRun: true,
     schedule: 'rate(5 minutes)',
@@ -23,7 +23,7 @@ export const ENVIRONMENTS: Readonly<Record<string, EnvironmentSettings>> = {
   prod: {
     asgName: 'kafka-consumers-fallback',
     prometheusEndpoint: 'http://prometheus.prod.internal:9090',
-    prometheusQuery: 'sum(kafka_consumergroup_lag) by (consumergroup, topic)',
+    prometheusQuery: 'sum by (consumergroup, topic) (kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
     highLagThreshold: 10_000_000,
     lowLagThreshold: 100_000,
     scaleOutCapacity: 4,

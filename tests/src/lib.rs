@@ -113,6 +113,14 @@ pub fn lag_query(topic: &str) -> String {
     format!(r#"sum(kafka_consumergroup_lag{{topic=~"{topic}"}}) by (consumergroup, topic)"#)
 }
 
+/// The query the README recommends, limited to one test's topic: partitions summed by
+/// consumer group, a negative (unknown) partition turned into `NaN` so that the sum stays
+/// unknown.
+pub fn recommended_query(topic: &str) -> String {
+    let lag = format!(r#"kafka_consumergroup_lag{{topic=~"{topic}"}}"#);
+    format!("sum by (consumergroup, topic) ({lag} >= 0 or {lag} * NaN)")
+}
+
 /// What a test reads back of a group in moto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {

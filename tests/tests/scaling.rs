@@ -6,8 +6,8 @@
 
 use kafka_lag_scaler::handler::{RunError, Summary, RUN_BUDGET};
 use kafka_lag_scaler_e2e::{
-    create_group, free_port, group_sizes, lag_query, received_texts, set_lag, unique, values,
-    wait_for_query, Sizes, Stack,
+    create_group, free_port, group_sizes, lag_query, received_texts, recommended_query, set_lag,
+    unique, values, wait_for_query, Sizes, Stack,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -354,6 +354,40 @@ async fn a_negative_sample_does_not_hold_back_a_scale_out() {
     let summary = case.run_query(&query, &[]).await.expect("the run succeeds");
 
     assert_eq!(summary.action, "scale_out", "{summary:?}");
+    assert_eq!(case.sizes().await, sizes(4, 4));
+}
+
+#[tokio::test]
+async fn the_recommended_query_keeps_a_partition_at_minus_one_unknown_through_the_sum() {
+    let case = Case::with_group(sizes(4, 4)).await;
+    let query = recommended_query(&case.topic);
+    // Summed as the original query shape sums it, this group would read 39999: low lag.
+    let series = [(CONSUMERS, 0, 40_000), (CONSUMERS, 1, -1)];
+    case.publish(&series, &query, &["NaN"]).await;
+
+    let summary = case.run_query(&query, &[]).await.expect("the run succeeds");
+
+    assert_eq!(summary.action, "skip", "{summary:?}");
+    assert_eq!(summary.lag, None, "{summary:?}");
+    assert_eq!(case.sizes().await, sizes(4, 4), "unknown lag is never low");
+    assert_eq!(case.messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_recommended_query_still_starts_the_group_on_another_groups_high_lag() {
+    let case = Case::with_group(sizes(0, 0)).await;
+    let query = recommended_query(&case.topic);
+    let series = [
+        ("consumers-a", 0, 40_000),
+        ("consumers-a", 1, -1),
+        ("consumers-b", 0, 12_000_000),
+    ];
+    case.publish(&series, &query, &["12000000", "NaN"]).await;
+
+    let summary = case.run_query(&query, &[]).await.expect("the run succeeds");
+
+    assert_eq!(summary.action, "scale_out", "{summary:?}");
+    assert_eq!(summary.lag, Some(12_000_000), "{summary:?}");
     assert_eq!(case.sizes().await, sizes(4, 4));
 }
 
