@@ -202,8 +202,9 @@ impl SecretStore for SecretsManager {
     }
 }
 
-/// Reads every secret `refs` names, once. The first that cannot be read fails the cold start
-/// with an error naming its variable and ARN.
+/// Reads every secret `refs` names, once. The first that cannot be read fails the
+/// configuration with an error naming its variable and ARN; `main` tries it again on the next
+/// invocation.
 pub async fn read_secrets(
     refs: &SecretRefs,
     store: &impl SecretStore,
@@ -217,9 +218,9 @@ pub async fn read_secrets(
                 variable,
                 value: arn.clone(),
                 expected: format!(
-                    "Secrets Manager did not return it ({reason}); check that the secret exists \
-                     in that Region and that the function's role may call \
-                     secretsmanager:GetSecretValue on it"
+                    "Secrets Manager did not return it ({reason}); the next run tries again. If \
+                     it persists, check that the secret exists in that Region and that the \
+                     function's role may call secretsmanager:GetSecretValue on it"
                 ),
             })?;
         tracing::debug!(variable, arn = %arn, "read secret");

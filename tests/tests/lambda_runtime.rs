@@ -326,3 +326,66 @@ async fn an_invalid_configuration_answers_an_error_naming_the_variable_and_the_v
         "{failure:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_unreadable_at_the_cold_start_is_read_again_by_the_next_invocation() {
+    let stack = Stack::get();
+    let client = stack.autoscaling();
+    let (asg, topic) = (unique("lambda-asg"), unique("lambda-topic"));
+    let hook = format!("/hook/{}", unique("lambda-secret"));
+    let query = lag_query(&topic);
+    let standby = Sizes {
+        min: 0,
+        max: 10,
+        desired: 0,
+    };
+    create_group(&client, &asg, standby).await;
+    set_lag(&stack, "orders-consumer", &topic, 0, json!(12_000_000)).await;
+    wait_for_query(&stack, &query, |result| values(result) == ["12000000"]).await;
+    // The webhook URL in a secret that is scheduled for deletion, so unreadable, until it is
+    // restored: a Secrets Manager that fails one cold start and answers later.
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.sdk_config());
+    let arn = secrets
+        .create_secret()
+        .name(unique("kls-webhook"))
+        .secret_string(format!("{}{hook}", stack.receiver_url))
+        .send()
+        .await
+        .expect("create the secret in moto")
+        .arn()
+        .expect("moto returns the ARN")
+        .to_owned();
+    let deleting = secrets.delete_secret().secret_id(&arn).send().await;
+    deleting.expect("schedule the secret's deletion");
+
+    let mut env = function_env(&stack, &asg, &query);
+    env.push(("WEBHOOK_URL_SECRET_ARN", &arn));
+    let watch = Watch::start("secret-retry", &env);
+    let event = fixture("eventbridge-scheduled.json");
+
+    let failure = watch
+        .invoke(Payload::File(&event))
+        .await
+        .expect_err("the secret cannot be read");
+    assert_eq!(failure.error_type, "InvalidConfiguration", "{failure:?}");
+    // cargo lambda wraps long messages, at hyphens too, so the ARN is not looked for whole.
+    assert!(failure.message.contains("WEBHOOK_URL_SECRET_ARN"), "{failure:?}");
+    assert!(failure.message.contains("tries again"), "{failure:?}");
+    assert_eq!(group_sizes(&client, &asg).await, standby);
+
+    let restored = secrets.restore_secret().secret_id(&arn).send().await;
+    restored.expect("restore the secret");
+    let summary = watch
+        .invoke(Payload::File(&event))
+        .await
+        .expect("the same instance reads the secret again and runs");
+
+    assert_eq!(summary["action"], "scale_out", "{summary}");
+    let active = Sizes {
+        min: 4,
+        max: 10,
+        desired: 4,
+    };
+    assert_eq!(group_sizes(&client, &asg).await, active);
+    assert_eq!(received_texts(&stack, &hook).await.len(), 1);
+}
