@@ -67,6 +67,8 @@ apt_install() {
 missing_debs=()
 command -v prometheus >/dev/null || missing_debs+=(prometheus)
 command -v curl >/dev/null || missing_debs+=(curl)
+# taskset, with which scripts/bench.sh pins the servers.
+command -v taskset >/dev/null || missing_debs+=(util-linux)
 command -v python3 >/dev/null || missing_debs+=(python3)
 if command -v python3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
     missing_debs+=(python3-pip)
