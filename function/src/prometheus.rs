@@ -7,7 +7,8 @@
 //!   vector, or only `NaN`, `±Inf` or negative samples). Unknown is never zero.
 //! * [`PrometheusError`]: the answer could not be had or could not be trusted.
 //!
-//! [`parse_response`] is pure, so every response shape is tested without a network.
+//! [`parse_response`] is pure, so every response shape is tested without a network. So is
+//! [`check_stamps`], which refuses an answer whose samples were not evaluated about now.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::hash::BuildHasher as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use reqwest::header::CONTENT_TYPE;
@@ -75,6 +76,67 @@ impl fmt::Display for Discards {
         }
         f.write_str(&parts.join("; "))
     }
+}
+
+/// A body read as Prometheus meant it: the reading, and when its samples were stamped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub reading: LagReading,
+    /// The oldest and newest stamp of its samples; none for an empty vector.
+    pub stamped: Option<Stamps>,
+}
+
+/// Sample stamps, in seconds since the Unix epoch, as Prometheus writes them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stamps {
+    pub oldest: f64,
+    pub newest: f64,
+}
+
+impl Stamps {
+    fn of(at: f64) -> Self {
+        Self {
+            oldest: at,
+            newest: at,
+        }
+    }
+
+    fn include(&mut self, at: f64) {
+        self.oldest = self.oldest.min(at);
+        self.newest = self.newest.max(at);
+    }
+}
+
+/// How far from the function's clock a sample's stamp may be. Prometheus stamps each sample of
+/// an instant query with the time the query was evaluated, which is its own now; some front
+/// ends evaluate up to a minute back (VictoriaMetrics' latency offset is 30 s). Beyond this,
+/// the answer is an old one (a cache, a replay) or a clock is wrong: either way, its lag is
+/// not the lag now.
+pub const STAMP_TOLERANCE: Duration = Duration::from_secs(120);
+
+/// Refuses samples stamped more than [`STAMP_TOLERANCE`] from `now`, naming the farthest.
+pub fn check_stamps(stamped: Option<Stamps>, now: SystemTime) -> Result<(), BodyProblem> {
+    let Some(stamps) = stamped else {
+        return Ok(());
+    };
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    };
+    let farthest = if now - stamps.oldest > stamps.newest - now {
+        stamps.oldest
+    } else {
+        stamps.newest
+    };
+    let offset = farthest - now;
+    if offset.abs() <= STAMP_TOLERANCE.as_secs_f64() {
+        return Ok(());
+    }
+    Err(BodyProblem::Stale {
+        stamp: farthest.floor() as i64,
+        seconds: offset.abs().round() as u64,
+        direction: if offset < 0.0 { "behind" } else { "ahead of" },
+    })
 }
 
 /// A lag figure built from at least one usable sample.
@@ -174,6 +236,17 @@ pub enum BodyProblem {
     MalformedResult {
         result_type: &'static str,
         detail: String,
+    },
+    #[error(
+        "its samples are stamped {stamp} (Unix time), {seconds} s {direction} this function's \
+         clock, and an instant query's samples carry the time it was evaluated: the answer is \
+         an old one (a cache, a replay) or a clock is wrong by more than {} s",
+        STAMP_TOLERANCE.as_secs()
+    )]
+    Stale {
+        stamp: i64,
+        seconds: u64,
+        direction: &'static str,
     },
 }
 
@@ -303,10 +376,11 @@ impl LagSource for PrometheusClient {
         tracing::trace!(%status, body = %String::from_utf8_lossy(&body), "Prometheus answered");
 
         let endpoint = self.endpoint();
-        match (
-            status.is_success(),
-            parse_response(&body, self.config.aggregation),
-        ) {
+        let parsed = parse_response(&body, self.config.aggregation).and_then(|parsed| {
+            check_stamps(parsed.stamped, SystemTime::now())?;
+            Ok(parsed.reading)
+        });
+        match (status.is_success(), parsed) {
             (_, Err(BodyProblem::ErrorStatus { error_type, error })) => {
                 Err(PrometheusError::Query {
                     endpoint: endpoint.to_owned(),
@@ -453,7 +527,10 @@ struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 /// `data`, with its result already read.
 enum Data<'de> {
     Vector(SeriesTable<'de>),
-    Scalar(f64),
+    Scalar {
+        at: f64,
+        value: f64,
+    },
     Unsupported(String),
     /// A field left out; reported only once `status` says the body is an answer.
     Missing(&'static str),
@@ -541,9 +618,9 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_, 'de> {
             }
             "scalar" => {
                 self.1.stage.set(Some("scalar"));
-                let (_, SampleValue(value)) =
+                let (Timestamp(at), SampleValue(value)) =
                     <(Timestamp, SampleValue)>::deserialize(deserializer)?;
-                Ok(Data::Scalar(value))
+                Ok(Data::Scalar { at, value })
             }
             other => {
                 IgnoredAny::deserialize(deserializer)?;
@@ -567,8 +644,8 @@ impl<'de> Visitor<'de> for VectorVisitor<'de> {
         let mut table = SeriesTable::sized_for(self.0);
         // One label buffer for all samples: its strings borrow from the body.
         let mut labels = Vec::new();
-        while let Some(value) = seq.next_element_seed(SampleSeed(&mut labels))? {
-            table.add(&mut labels, value);
+        while let Some(sample) = seq.next_element_seed(SampleSeed(&mut labels))? {
+            table.add(&mut labels, sample);
         }
         Ok(Data::Vector(table))
     }
@@ -576,8 +653,8 @@ impl<'de> Visitor<'de> for VectorVisitor<'de> {
 
 type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
-/// One vector sample: its labels go into the buffer, its value (absent for native-histogram
-/// samples, which carry no single lag figure) is returned.
+/// One vector sample: its labels go into the buffer, its stamp and value (absent for
+/// native-histogram samples, which carry no single lag figure) are returned.
 struct SampleSeed<'b, 'de>(&'b mut LabelPairs<'de>);
 
 #[derive(Deserialize)]
@@ -590,7 +667,7 @@ enum SampleField {
 }
 
 impl<'de> DeserializeSeed<'de> for SampleSeed<'_, 'de> {
-    type Value = Option<f64>;
+    type Value = Option<(f64, f64)>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -598,7 +675,7 @@ impl<'de> DeserializeSeed<'de> for SampleSeed<'_, 'de> {
 }
 
 impl<'de> Visitor<'de> for SampleSeed<'_, 'de> {
-    type Value = Option<f64>;
+    type Value = Option<(f64, f64)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a sample with `metric` and `value`")
@@ -606,21 +683,21 @@ impl<'de> Visitor<'de> for SampleSeed<'_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.0.clear();
-        let mut value = None;
+        let mut sample = None;
         while let Some(field) = map.next_key()? {
             match field {
                 SampleField::Metric => map.next_value_seed(LabelsSeed(&mut *self.0))?,
                 SampleField::Value => {
-                    value = map
+                    sample = map
                         .next_value::<Option<(Timestamp, SampleValue)>>()?
-                        .map(|(_, SampleValue(value))| value);
+                        .map(|(Timestamp(at), SampleValue(value))| (at, value));
                 }
                 SampleField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(value)
+        Ok(sample)
     }
 }
 
@@ -665,6 +742,7 @@ struct SeriesTable<'de> {
     arena: Vec<u8>,
     hasher: DefaultHashBuilder,
     unusable: usize,
+    stamped: Option<Stamps>,
 }
 
 /// One distinct series: its key is `start..end` of the body, or of the arena.
@@ -696,12 +774,24 @@ impl<'de> SeriesTable<'de> {
             arena: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             unusable: 0,
+            stamped: None,
         }
     }
 
-    /// Adds a sample read label by label.
-    fn add(&mut self, labels: &mut LabelPairs, value: Option<f64>) {
-        let Some(value) = self.usable(value) else {
+    /// Notes a sample's stamp, usable or not: the answer's time is in every one.
+    fn stamp(&mut self, at: f64) {
+        match &mut self.stamped {
+            Some(stamps) => stamps.include(at),
+            None => self.stamped = Some(Stamps::of(at)),
+        }
+    }
+
+    /// Adds a sample read label by label: its stamp and value, if it has them.
+    fn add(&mut self, labels: &mut LabelPairs, sample: Option<(f64, f64)>) {
+        if let Some((at, _)) = sample {
+            self.stamp(at);
+        }
+        let Some(value) = self.usable(sample.map(|(_, value)| value)) else {
             return;
         };
         // A key takes no more bytes than its labels do in the body, so the arena is reserved
@@ -812,12 +902,12 @@ fn write_json_string(key: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(key, text).expect("writing to a Vec cannot fail");
 }
 
-/// Prometheus timestamps are float seconds; only their shape is checked.
-struct Timestamp;
+/// Prometheus timestamps are float seconds since the Unix epoch.
+struct Timestamp(f64);
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        f64::deserialize(deserializer).map(|_| Timestamp)
+        f64::deserialize(deserializer).map(Timestamp)
     }
 }
 
@@ -875,7 +965,7 @@ fn sample_value(text: &str) -> Result<f64, String> {
 /// Parses a Prometheus `/api/v1/query` body and aggregates its usable samples. A body written
 /// exactly as Prometheus writes an instant vector is read by the one-pass reader in
 /// `written.rs`; any other body, and every error, by serde_json.
-pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReading, BodyProblem> {
+pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<Parsed, BodyProblem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyProblem::Empty);
     }
@@ -891,7 +981,7 @@ pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<LagReadin
 }
 
 /// Reads a body of any form with serde_json, in one pass over it.
-fn read_envelope(body: &str, aggregation: Aggregation) -> Result<LagReading, BodyProblem> {
+fn read_envelope(body: &str, aggregation: Aggregation) -> Result<Parsed, BodyProblem> {
     let pass = Pass {
         stage: Cell::default(),
         body,
@@ -923,7 +1013,10 @@ fn read_envelope(body: &str, aggregation: Aggregation) -> Result<LagReading, Bod
     };
     match data {
         Data::Vector(table) => Ok(aggregate_vector(table, aggregation, discards)),
-        Data::Scalar(value) => Ok(aggregate_scalar(value, discards)),
+        Data::Scalar { at, value } => Ok(Parsed {
+            reading: aggregate_scalar(value, discards),
+            stamped: Some(Stamps::of(at)),
+        }),
         Data::Unsupported(other) => Err(BodyProblem::UnsupportedResultType(other)),
         Data::Missing(field) => Err(BodyProblem::MalformedResult {
             result_type: "data",
@@ -956,7 +1049,14 @@ fn aggregate_scalar(value: f64, mut discards: Discards) -> LagReading {
     known(value, "scalar result".to_owned(), 1, discards)
 }
 
-fn aggregate_vector(
+fn aggregate_vector(table: SeriesTable, aggregation: Aggregation, discards: Discards) -> Parsed {
+    Parsed {
+        stamped: table.stamped,
+        reading: aggregate_series(table, aggregation, discards),
+    }
+}
+
+fn aggregate_series(
     table: SeriesTable,
     aggregation: Aggregation,
     mut discards: Discards,
@@ -1035,11 +1135,11 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<LagReading, BodyProblem> {
-        parse_response(body.as_bytes(), Aggregation::Max)
+        parse_response(body.as_bytes(), Aggregation::Max).map(|parsed| parsed.reading)
     }
 
     fn known_value(body: &str, aggregation: Aggregation) -> KnownLag {
-        match parse_response(body.as_bytes(), aggregation) {
+        match parse_response(body.as_bytes(), aggregation).map(|parsed| parsed.reading) {
             Ok(LagReading::Known(lag)) => lag,
             other => panic!("expected a known lag, got {other:?}"),
         }
@@ -1582,6 +1682,81 @@ mod tests {
         // Enough of the changed bodies are still in the form for the comparison to mean
         // something, and most are not.
         assert!(taken > 1_000 && taken < tried, "{taken} of {tried}");
+    }
+
+    #[test]
+    fn the_oldest_and_newest_stamps_are_kept_in_either_form_and_for_a_scalar() {
+        let stamped = |at: &str| format!(r#"{{"metric":{{"topic":"t{at}"}},"value":[{at},"5"]}}"#);
+        let samples = ["1712345678.5", "1712345600", "1712345700.25"].map(stamped);
+        let written = vector(&samples.join(","));
+        let spaced = written.replace(',', ", ");
+        let expected = Some(Stamps {
+            oldest: 1_712_345_600.0,
+            newest: 1_712_345_700.25,
+        });
+        for body in [&written, &spaced] {
+            let parsed = parse_response(body.as_bytes(), Aggregation::Max).unwrap();
+            assert_eq!(parsed.stamped, expected, "{body}");
+        }
+        assert!(
+            written::read_vector(&written).is_some(),
+            "the written form's reader took it"
+        );
+
+        let scalar = r#"{"status":"success","data":{"resultType":"scalar","result":[17.5,"1"]}}"#;
+        let parsed = parse_response(scalar.as_bytes(), Aggregation::Max).unwrap();
+        assert_eq!(parsed.stamped, Some(Stamps::of(17.5)));
+        let empty = parse_response(vector("").as_bytes(), Aggregation::Max).unwrap();
+        assert_eq!(empty.stamped, None);
+    }
+
+    #[test]
+    fn a_sample_without_a_usable_value_still_stamps_the_answer() {
+        let body = vector(r#"{"metric":{"topic":"t"},"value":[1712345678,"NaN"]}"#);
+        let parsed = parse_response(body.as_bytes(), Aggregation::Max).unwrap();
+        assert_eq!(parsed.stamped, Some(Stamps::of(1_712_345_678.0)));
+    }
+
+    #[test]
+    fn samples_stamped_about_now_pass_and_old_or_future_ones_are_refused() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |offset: f64| Some(Stamps::of(1_800_000_000.0 + offset));
+        for fresh in [0.0, -30.0, -119.5, 119.5] {
+            assert_eq!(check_stamps(at(fresh), now), Ok(()), "{fresh}");
+        }
+        assert_eq!(
+            check_stamps(None, now),
+            Ok(()),
+            "an empty answer has no stamp to check"
+        );
+
+        let day_old = check_stamps(at(-86_400.0), now).unwrap_err();
+        assert_eq!(
+            day_old,
+            BodyProblem::Stale {
+                stamp: 1_799_913_600,
+                seconds: 86_400,
+                direction: "behind"
+            }
+        );
+        assert!(
+            day_old
+                .to_string()
+                .contains("86400 s behind this function's clock"),
+            "{day_old}"
+        );
+        let ahead = check_stamps(at(600.0), now).unwrap_err();
+        assert!(ahead.to_string().contains("600 s ahead of"), "{ahead}");
+
+        // One old sample among fresh ones is enough: the answer was not evaluated now.
+        let mixed = Some(Stamps {
+            oldest: 1_800_000_000.0 - 3_600.0,
+            newest: 1_800_000_000.0,
+        });
+        assert!(matches!(
+            check_stamps(mixed, now),
+            Err(BodyProblem::Stale { seconds: 3_600, .. })
+        ));
     }
 
     #[test]

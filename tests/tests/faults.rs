@@ -47,18 +47,28 @@ fn json_answer(status: u16, body: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json")
 }
 
-/// A successful instant vector with one series per value.
+/// A successful instant vector with one series per value, evaluated now.
 fn vector(values: &[&str]) -> ResponseTemplate {
+    vector_stamped(values, unix_now())
+}
+
+/// A successful instant vector with one series per value, each stamped `at` (Unix seconds).
+fn vector_stamped(values: &[&str], at: f64) -> ResponseTemplate {
     let samples: Vec<Value> = values
         .iter()
         .enumerate()
         .map(|(i, value)| {
             json!({"metric": {"consumergroup": format!("cg-{i}"), "topic": "orders"},
-                   "value": [1712345678.123, value]})
+                   "value": [at, value]})
         })
         .collect();
     let body = json!({"status": "success", "data": {"resultType": "vector", "result": samples}});
     json_answer(200, &body.to_string())
+}
+
+fn unix_now() -> f64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    now.expect("the clock is past 1970").as_secs_f64()
 }
 
 /// A webhook that answers every POST with `answer`.
@@ -424,6 +434,25 @@ async fn case_07_a_range_vector_names_the_result_type() {
     let server = prometheus(json_answer(200, body)).await;
 
     assert_fails_without_writing(&server.uri(), &["`matrix`"]).await;
+}
+
+#[tokio::test]
+async fn an_answer_stamped_a_day_ago_or_in_the_future_is_refused_not_acted_on() {
+    // Low lag against a group at four: acted on, it would return the group to standby.
+    for (at, parts) in [
+        (
+            unix_now() - 86_400.0,
+            ["86400 s behind this function's clock", "a cache, a replay"],
+        ),
+        (
+            unix_now() + 3_600.0,
+            ["3600 s ahead of this function's clock", "a clock is wrong"],
+        ),
+    ] {
+        let server = prometheus(vector_stamped(&["5"], at)).await;
+
+        assert_fails_without_writing(&server.uri(), &parts).await;
+    }
 }
 
 #[tokio::test]

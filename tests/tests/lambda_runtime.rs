@@ -369,7 +369,10 @@ async fn a_secret_unreadable_at_the_cold_start_is_read_again_by_the_next_invocat
         .expect_err("the secret cannot be read");
     assert_eq!(failure.error_type, "InvalidConfiguration", "{failure:?}");
     // cargo lambda wraps long messages, at hyphens too, so the ARN is not looked for whole.
-    assert!(failure.message.contains("WEBHOOK_URL_SECRET_ARN"), "{failure:?}");
+    assert!(
+        failure.message.contains("WEBHOOK_URL_SECRET_ARN"),
+        "{failure:?}"
+    );
     assert!(failure.message.contains("tries again"), "{failure:?}");
     assert_eq!(group_sizes(&client, &asg).await, standby);
 

@@ -32,9 +32,17 @@ pub(super) fn read_vector(body: &str) -> Option<SeriesTable<'_>> {
     };
     reader.literal(HEAD)?;
     let mut table = SeriesTable::sized_for(body);
+    // Prometheus stamps every sample of an answer alike: a stamp is read as a number only when
+    // its text differs from the one before.
+    let mut last_stamp = "";
     if reader.bytes[reader.at..].first_chunk() != Some(TAIL) {
         loop {
-            let (key, value) = reader.sample()?;
+            let (key, (stamp_start, stamp_end), value) = reader.sample()?;
+            let stamp = &body[stamp_start..stamp_end];
+            if stamp != last_stamp {
+                table.stamp(stamp.parse().ok()?);
+                last_stamp = stamp;
+            }
             table.add_written(key, value);
             if !reader.eat(b',') {
                 break;
@@ -48,6 +56,9 @@ pub(super) fn read_vector(body: &str) -> Option<SeriesTable<'_>> {
         .all(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
         .then_some(table)
 }
+
+/// Where a piece of the body lies: `start..end`.
+type Span = (usize, usize);
 
 struct Reader<'a> {
     body: &'a str,
@@ -68,22 +79,22 @@ impl Reader<'_> {
         next
     }
 
-    /// One sample: where its label set's key lies, and its value.
-    fn sample(&mut self) -> Option<((usize, usize), f64)> {
+    /// One sample: where its label set's key lies, where its stamp lies, and its value.
+    fn sample(&mut self) -> Option<(Span, Span, f64)> {
         self.literal(br#"{"metric":{"#)?;
         let key = self.members()?;
         self.literal(br#","value":["#)?;
-        self.timestamp()?;
+        let stamp = self.timestamp()?;
         self.literal(br#",""#)?;
         let (start, end) = self.string_rest()?;
         let value = sample_value(&self.body[start..end]).ok()?;
         self.literal(b"]}")?;
-        Some((key, value))
+        Some((key, stamp, value))
     }
 
     /// A label set after its `{`, up to and with its `}`: where its members lie, which are
     /// its key as [`super::canonical_key`] writes it.
-    fn members(&mut self) -> Option<(usize, usize)> {
+    fn members(&mut self) -> Option<Span> {
         let start = self.at;
         if self.eat(b'}') {
             return Some((start, start));
@@ -109,7 +120,7 @@ impl Reader<'_> {
 
     /// The rest of a string whose opening quote has been read, with its closing quote: where
     /// its text lies. A string with an escape or a control character is declined.
-    fn string_rest(&mut self) -> Option<(usize, usize)> {
+    fn string_rest(&mut self) -> Option<Span> {
         let start = self.at;
         let end = next_special(self.bytes, start)?;
         (self.bytes[end] == b'"').then(|| {
@@ -118,9 +129,10 @@ impl Reader<'_> {
         })
     }
 
-    /// Seconds as Prometheus writes them: digits, then an optional fraction. Short enough
-    /// that any JSON reader takes them as a finite number.
-    fn timestamp(&mut self) -> Option<()> {
+    /// Seconds as Prometheus writes them: digits, then an optional fraction; where they lie.
+    /// Short enough that any JSON reader takes them as a finite number.
+    fn timestamp(&mut self) -> Option<Span> {
+        let start = self.at;
         let whole = self.digits();
         if whole == 0 || whole > MAX_DIGITS || (whole > 1 && self.bytes[self.at - whole] == b'0') {
             return None;
@@ -128,7 +140,7 @@ impl Reader<'_> {
         if self.eat(b'.') && !(1..=MAX_DIGITS).contains(&self.digits()) {
             return None;
         }
-        Some(())
+        Some((start, self.at))
     }
 
     fn digits(&mut self) -> usize {
