@@ -1,8 +1,11 @@
 //! The Auto Scaling Group: a small port the handler talks to, and its adapter over the SDK.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_autoscaling::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_autoscaling::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_autoscaling::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_autoscaling::Client;
 use thiserror::Error;
 
@@ -138,12 +141,68 @@ impl SdkGroupApi {
 
 const UPDATE: &str = "UpdateAutoScalingGroup";
 
+/// The sizes a group's description must carry.
+const SIZES: [&str; 3] = ["MinSize", "MaxSize", "DesiredCapacity"];
+
+/// Notes which sizes a DescribeAutoScalingGroups answer left out. The SDK fills a required
+/// member missing from an answer with 0, so the parsed group cannot tell a group at 0 from a
+/// size that was never sent; the answer's XML can.
+#[derive(Debug, Clone, Default)]
+struct SentSizes(Arc<Mutex<Vec<&'static str>>>);
+
+impl SentSizes {
+    fn missing(&self) -> Vec<&'static str> {
+        self.0.lock().expect("never poisoned").clone()
+    }
+}
+
+impl Intercept for SentSizes {
+    fn name(&self) -> &'static str {
+        "SentSizes"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(body) = context.response().body().bytes() {
+            *self.0.lock().expect("never poisoned") = missing_sizes(body);
+        }
+        Ok(())
+    }
+}
+
+/// The sizes a DescribeAutoScalingGroups answer with one group does not carry. Only an answer
+/// that lists groups in XML is looked at; a warm pool's own `MinSize` is not the group's.
+fn missing_sizes(body: &[u8]) -> Vec<&'static str> {
+    let text = String::from_utf8_lossy(body);
+    if !text.contains("<AutoScalingGroupName>") {
+        return Vec::new();
+    }
+    let group = match (
+        text.find("<WarmPoolConfiguration>"),
+        text.find("</WarmPoolConfiguration>"),
+    ) {
+        (Some(start), Some(end)) if start < end => format!("{}{}", &text[..start], &text[end..]),
+        _ => text.into_owned(),
+    };
+    SIZES
+        .into_iter()
+        .filter(|size| !group.contains(&format!("<{size}>")))
+        .collect()
+}
+
 impl GroupApi for SdkGroupApi {
     async fn describe(&self, name: &str) -> Result<GroupState, AutoScalingError> {
+        let sent = SentSizes::default();
         let output = self
             .client
             .describe_auto_scaling_groups()
             .auto_scaling_group_names(name)
+            .customize()
+            .interceptor(sent.clone())
             .send()
             .await
             .map_err(|e| self.error("DescribeAutoScalingGroups", e))?;
@@ -158,6 +217,10 @@ impl GroupApi for SdkGroupApi {
             group: name.to_owned(),
             detail,
         };
+        let missing = sent.missing();
+        if !missing.is_empty() {
+            return Err(unknown(format!("without {}", missing.join(" or "))));
+        }
         let size =
             |value: Option<i32>, field| value.ok_or_else(|| unknown(format!("without {field}")));
         let (min_size, max_size, desired_capacity) = (
@@ -165,8 +228,6 @@ impl GroupApi for SdkGroupApi {
             size(group.max_size(), "MaxSize")?,
             size(group.desired_capacity(), "DesiredCapacity")?,
         );
-        // The SDK fills a required member missing from the answer with 0, so an absent size
-        // shows here as sizes AWS never reports together.
         if !(min_size <= desired_capacity && desired_capacity <= max_size) {
             return Err(unknown(format!(
                 "with MinSize {min_size}, DesiredCapacity {desired_capacity} and MaxSize \
@@ -448,5 +509,30 @@ mod tests {
         api.set_capacity("asg", 4).await.unwrap();
 
         assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[test]
+    fn an_answer_without_a_size_names_it_and_a_warm_pool_size_is_not_the_groups() {
+        let group = |sizes: &str, extra: &str| {
+            format!(
+                "<DescribeAutoScalingGroupsResult><AutoScalingGroups>\n<member>\n\
+                 <AutoScalingGroupName>g</AutoScalingGroupName>{sizes}{extra}\n</member>\n\
+                 </AutoScalingGroups></DescribeAutoScalingGroupsResult>"
+            )
+        };
+        let all = "<MinSize>0</MinSize><MaxSize>10</MaxSize><DesiredCapacity>6</DesiredCapacity>";
+        assert!(missing_sizes(group(all, "").as_bytes()).is_empty());
+        let no_desired = group("<MinSize>0</MinSize><MaxSize>10</MaxSize>", "");
+        assert_eq!(missing_sizes(no_desired.as_bytes()), ["DesiredCapacity"]);
+        let warm_pool = "<WarmPoolConfiguration><MinSize>1</MinSize></WarmPoolConfiguration>";
+        let only_warm_pool = group(
+            "<MaxSize>10</MaxSize><DesiredCapacity>6</DesiredCapacity>",
+            warm_pool,
+        );
+        assert_eq!(missing_sizes(only_warm_pool.as_bytes()), ["MinSize"]);
+        assert!(missing_sizes(group(all, warm_pool).as_bytes()).is_empty());
+        // No group listed (a modeled answer in tests, an empty list): nothing to say.
+        assert!(missing_sizes(b"").is_empty());
+        assert!(missing_sizes(b"<AutoScalingGroups/>").is_empty());
     }
 }

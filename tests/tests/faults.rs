@@ -572,6 +572,11 @@ fn describe_answer(name: &str) -> ResponseTemplate {
 
 /// A recorded DescribeAutoScalingGroups answer with the size elements given.
 fn describe_answer_with_sizes(name: &str, sizes: &str) -> ResponseTemplate {
+    describe_answer_with(name, sizes, "<Instances/>")
+}
+
+/// A recorded DescribeAutoScalingGroups answer with the size and `Instances` elements given.
+fn describe_answer_with(name: &str, sizes: &str, instances: &str) -> ResponseTemplate {
     let body = format!(
         r#"<DescribeAutoScalingGroupsResponse xmlns="{XMLNS}">
   <DescribeAutoScalingGroupsResult><AutoScalingGroups><member>
@@ -580,7 +585,7 @@ fn describe_answer_with_sizes(name: &str, sizes: &str) -> ResponseTemplate {
     <DefaultCooldown>300</DefaultCooldown>
     <AvailabilityZones><member>us-east-1a</member></AvailabilityZones>
     <HealthCheckType>EC2</HealthCheckType><CreatedTime>2026-03-12T09:00:00Z</CreatedTime>
-    <Instances/><SuspendedProcesses/>
+    {instances}<SuspendedProcesses/>
   </member></AutoScalingGroups></DescribeAutoScalingGroupsResult>
   <ResponseMetadata><RequestId>5f6a0d7e-describe</RequestId></ResponseMetadata>
 </DescribeAutoScalingGroupsResponse>"#
@@ -703,10 +708,50 @@ async fn a_group_described_without_its_desired_capacity_is_never_written() {
     assert_error(
         result,
         "AutoScalingFailed",
-        &[
-            "described group `asg-incomplete` with MinSize 10, DesiredCapacity 0 and MaxSize 10, \
-             which cannot be",
-        ],
+        &["described group `asg-incomplete` without DesiredCapacity"],
+    );
+    assert_eq!(
+        update_calls(&autoscaling).await,
+        0,
+        "no write on unknown state"
+    );
+}
+
+#[tokio::test]
+async fn a_group_at_minimum_zero_described_without_its_desired_capacity_is_never_written() {
+    // Six instances at work, MinSize 0 and no DesiredCapacity in the answer: the SDK fills it
+    // with 0, which passes every check of the sizes, and read as is a "scale-out to 4" would
+    // take the group from 6 down to 4 at peak.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = MockServer::start().await;
+    let instances: String = (0..6)
+        .map(|i| {
+            format!(
+                "<member><InstanceId>i-{i:017}</InstanceId><LifecycleState>InService\
+                 </LifecycleState><HealthStatus>Healthy</HealthStatus></member>"
+            )
+        })
+        .collect();
+    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
+        .respond_with(describe_answer_with(
+            "asg-no-desired",
+            "<MinSize>0</MinSize><MaxSize>10</MaxSize>",
+            &format!("<Instances>{instances}</Instances>"),
+        ))
+        .mount(&autoscaling)
+        .await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(update_answer())
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-no-desired", &prometheus.uri(), &autoscaling.uri()).await;
+
+    let result = scaler.run(deadline()).await;
+
+    assert_error(
+        result,
+        "AutoScalingFailed",
+        &["described group `asg-no-desired` without DesiredCapacity; its state is unknown"],
     );
     assert_eq!(
         update_calls(&autoscaling).await,
