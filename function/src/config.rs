@@ -377,9 +377,17 @@ fn parse_webhook(raw: &str) -> Result<SecretString, ConfigError> {
 }
 
 /// Shows a URL the operator wrote without its secrets: only the scheme and host survive,
-/// and text that does not parse as a URL is hidden altogether.
+/// and text that does not parse as a URL is hidden altogether. An `@` after the host means a
+/// password with an unencoded `/`, `?` or `#` in it, which the parser cut there: what it took
+/// for the host is then part of that password, and is hidden too.
 pub fn redact_url_text(raw: &str) -> String {
     match Url::parse(raw.trim()) {
+        Ok(url) if url[url::Position::AfterHost..].contains('@') => {
+            format!(
+                "{}://<hidden: credentials not percent-encoded>/…",
+                url.scheme()
+            )
+        }
         Ok(url) => match url.host_str() {
             Some(host) => format!("{}://{host}/…", url.scheme()),
             None => format!("{}:…", url.scheme()),
@@ -534,6 +542,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("s3cr3t"), "{text}");
+
+        // Cut after an `@` of its own, the password's first part reads as the host.
+        for endpoint in [
+            "http://scaler:p@ssw/rd@prom.example",
+            "http://scaler:p@ssw?rd@prom.example",
+            "http://scaler:p@ssw#rd@prom.example",
+        ] {
+            let text = error_text(&[("PROMETHEUS_ENDPOINT", endpoint)]);
+            assert!(!text.contains("ssw"), "{endpoint}: {text}");
+            assert!(
+                text.contains("<hidden: credentials not percent-encoded>"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
