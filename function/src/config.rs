@@ -176,11 +176,41 @@ impl Config {
             DEFAULT_LOW_LAG_THRESHOLD,
             LAG_EXPECTED,
         )?;
+        // A pair out of order is blamed on the one that was set, the other being its default.
+        let default_note = |name| {
+            if get(name).is_some() {
+                ""
+            } else {
+                ", its default"
+            }
+        };
         if high < low {
+            return Err(if get("LOW_LAG_THRESHOLD").is_some() {
+                ConfigError::Invalid {
+                    variable: "LOW_LAG_THRESHOLD",
+                    value: low.to_string(),
+                    expected: format!(
+                        "it must not exceed HIGH_LAG_THRESHOLD ({high}{})",
+                        default_note("HIGH_LAG_THRESHOLD")
+                    ),
+                }
+            } else {
+                ConfigError::Invalid {
+                    variable: "HIGH_LAG_THRESHOLD",
+                    value: high.to_string(),
+                    expected: format!(
+                        "it must not be below LOW_LAG_THRESHOLD ({low}, its default)"
+                    ),
+                }
+            });
+        }
+        if low == 0 {
             return Err(ConfigError::Invalid {
                 variable: "LOW_LAG_THRESHOLD",
-                value: low.to_string(),
-                expected: format!("it must not exceed HIGH_LAG_THRESHOLD ({high})"),
+                value: "0".to_owned(),
+                expected: "lag is never below 0, so the group would never return to standby; \
+                           use at least 1"
+                    .to_owned(),
             });
         }
         let scale_out_capacity =
@@ -188,12 +218,23 @@ impl Config {
         let scale_in_capacity =
             parse_capacity(&get, "SCALE_IN_CAPACITY", DEFAULT_SCALE_IN_CAPACITY)?;
         if scale_out_capacity <= scale_in_capacity {
-            return Err(ConfigError::Invalid {
-                variable: "SCALE_OUT_CAPACITY",
-                value: scale_out_capacity.to_string(),
-                expected: format!(
-                    "it must be greater than SCALE_IN_CAPACITY ({scale_in_capacity})"
-                ),
+            return Err(if get("SCALE_OUT_CAPACITY").is_some() {
+                ConfigError::Invalid {
+                    variable: "SCALE_OUT_CAPACITY",
+                    value: scale_out_capacity.to_string(),
+                    expected: format!(
+                        "it must be greater than SCALE_IN_CAPACITY ({scale_in_capacity}{})",
+                        default_note("SCALE_IN_CAPACITY")
+                    ),
+                }
+            } else {
+                ConfigError::Invalid {
+                    variable: "SCALE_IN_CAPACITY",
+                    value: scale_in_capacity.to_string(),
+                    expected: format!(
+                        "it must be below SCALE_OUT_CAPACITY ({scale_out_capacity}, its default)"
+                    ),
+                }
             });
         }
 
@@ -648,6 +689,43 @@ mod tests {
         assert_eq!(
             text,
             "LOW_LAG_THRESHOLD is `2000`; it must not exceed HIGH_LAG_THRESHOLD (1000)"
+        );
+    }
+
+    #[test]
+    fn a_pair_out_of_order_blames_the_one_that_was_set() {
+        let cases = [
+            (
+                ("HIGH_LAG_THRESHOLD", "50000"),
+                "HIGH_LAG_THRESHOLD is `50000`; it must not be below LOW_LAG_THRESHOLD (100000, \
+                 its default)",
+            ),
+            (
+                ("LOW_LAG_THRESHOLD", "20000000"),
+                "LOW_LAG_THRESHOLD is `20000000`; it must not exceed HIGH_LAG_THRESHOLD \
+                 (10000000, its default)",
+            ),
+            (
+                ("SCALE_IN_CAPACITY", "5"),
+                "SCALE_IN_CAPACITY is `5`; it must be below SCALE_OUT_CAPACITY (4, its default)",
+            ),
+            (
+                ("SCALE_OUT_CAPACITY", "0"),
+                "SCALE_OUT_CAPACITY is `0`; it must be greater than SCALE_IN_CAPACITY (0, its \
+                 default)",
+            ),
+        ];
+        for (pair, expected) in cases {
+            assert_eq!(error_text(&[pair]), expected);
+        }
+    }
+
+    #[test]
+    fn a_low_threshold_of_zero_is_refused_as_it_never_returns_the_group() {
+        let text = error_text(&[("LOW_LAG_THRESHOLD", "0")]);
+        assert!(
+            text.starts_with("LOW_LAG_THRESHOLD is `0`; lag is never below 0"),
+            "{text}"
         );
     }
 

@@ -235,8 +235,9 @@ export function validateConfig(config: EnvironmentConfig): string[] {
 
   check(isCount(config.highLagThreshold), 'highLagThreshold', config.highLagThreshold,
     'must be a non-negative integer');
-  check(isCount(config.lowLagThreshold), 'lowLagThreshold', config.lowLagThreshold,
-    'must be a non-negative integer');
+  check(isCount(config.lowLagThreshold) && config.lowLagThreshold > 0,
+    'lowLagThreshold', config.lowLagThreshold,
+    'must be a positive integer (lag is never below 0, so 0 would never return the group)');
   check(config.highLagThreshold >= config.lowLagThreshold,
     'highLagThreshold', config.highLagThreshold,
     `must be >= lowLagThreshold \`${config.lowLagThreshold}\``);

@@ -87,6 +87,10 @@ describe('validation', () => {
       /^highLagThreshold `5` must be >= lowLagThreshold `100`$/);
   });
 
+  it('refuses a low threshold of 0, which would never return the group', () => {
+    assertOneProblem({ lowLagThreshold: 0 }, /^lowLagThreshold `0` must be a positive integer/);
+  });
+
   it('accepts equal thresholds', () => {
     assert.deepEqual(problemsWith({ highLagThreshold: 100, lowLagThreshold: 100 }), []);
   });
@@ -97,7 +101,7 @@ describe('validation', () => {
   });
 
   it('refuses fractional and negative numbers', () => {
-    assertOneProblem({ lowLagThreshold: 1.5 }, /^lowLagThreshold `1.5` must be a non-negative/);
+    assertOneProblem({ lowLagThreshold: 1.5 }, /^lowLagThreshold `1.5` must be a positive/);
     assertOneProblem({ scaleInCapacity: -1 }, /^scaleInCapacity `-1` must be an integer/);
   });
 
