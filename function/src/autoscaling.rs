@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_autoscaling::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_autoscaling::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_autoscaling::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_autoscaling::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_autoscaling::Client;
@@ -62,9 +64,13 @@ pub enum AutoScalingError {
 impl AutoScalingError {
     /// True for refusals that only mean "not now": the next tick can try again.
     pub fn is_busy(&self) -> bool {
-        matches!(self, AutoScalingError::Api { code, .. }
-            if code == "ScalingActivityInProgress" || code == "ResourceContention")
+        matches!(self, AutoScalingError::Api { code, .. } if is_busy_code(code))
     }
+}
+
+/// The codes of a refusal that only means "not now".
+fn is_busy_code(code: &str) -> bool {
+    code == "ScalingActivityInProgress" || code == "ResourceContention"
 }
 
 /// The Auto Scaling operations the scaler needs.
@@ -174,6 +180,39 @@ impl Intercept for SentSizes {
     }
 }
 
+/// Notes, attempt by attempt, whether a call got an answer. A write the SDK retries after a
+/// timeout may have been applied by the attempt whose answer was lost, whatever the retry is
+/// told.
+#[derive(Debug, Clone, Default)]
+struct Attempts(Arc<Mutex<Vec<bool>>>);
+
+impl Attempts {
+    /// True when an attempt before the last got no answer.
+    fn lost_an_answer(&self) -> bool {
+        let answered = self.0.lock().expect("never poisoned");
+        answered
+            .split_last()
+            .is_some_and(|(_, earlier)| earlier.contains(&false))
+    }
+}
+
+impl Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "Attempts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let answered = context.response().is_some();
+        self.0.lock().expect("never poisoned").push(answered);
+        Ok(())
+    }
+}
+
 /// The sizes a DescribeAutoScalingGroups answer with one group does not carry. Only an answer
 /// that lists groups in XML is looked at; a warm pool's own `MinSize` is not the group's.
 fn missing_sizes(body: &[u8]) -> Vec<&'static str> {
@@ -263,15 +302,34 @@ impl GroupApi for SdkGroupApi {
     }
 
     async fn set_capacity(&self, name: &str, capacity: i32) -> Result<(), AutoScalingError> {
-        self.client
+        let attempts = Attempts::default();
+        let result = self
+            .client
             .update_auto_scaling_group()
             .auto_scaling_group_name(name)
             .min_size(capacity)
             .desired_capacity(capacity)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|e| self.error(UPDATE, e))?;
-        Ok(())
+            .await;
+        match result.map_err(|e| self.error(UPDATE, e)) {
+            // "Busy" is the retry's answer; the attempt before it may have gone through.
+            Err(AutoScalingError::Api { code, message, .. })
+                if is_busy_code(&code) && attempts.lost_an_answer() =>
+            {
+                Err(AutoScalingError::Transport {
+                    operation: UPDATE,
+                    endpoint: self.endpoint.clone(),
+                    reason: format!(
+                        "an attempt got no answer, and the SDK's retry of it was refused with \
+                         {code}: {message}"
+                    ),
+                    maybe_applied: true,
+                })
+            }
+            result => result.map(|_| ()),
+        }
     }
 }
 

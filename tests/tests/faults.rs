@@ -787,6 +787,57 @@ async fn an_update_whose_answer_never_comes_says_the_group_may_have_changed() {
 }
 
 #[tokio::test]
+async fn a_lost_answer_then_a_busy_retry_says_the_group_may_have_changed() {
+    // The first attempt's answer comes after the SDK's 5-second attempt timeout (AWS may have
+    // applied it); the retry finds the scaling activity that write started.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = autoscaling_api("asg-lost-then-busy").await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(update_answer().set_delay(Duration::from_secs(7)))
+        .up_to_n_times(1)
+        .mount(&autoscaling)
+        .await;
+    let busy = "Scaling activity 5e1f-… is in progress and blocks this action";
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(aws_error("ScalingActivityInProgress", busy))
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-lost-then-busy", &prometheus.uri(), &autoscaling.uri()).await;
+
+    let result = scaler.run(deadline()).await;
+
+    assert_error(
+        result,
+        "AutoScalingFailed",
+        &[
+            "an attempt got no answer, and the SDK's retry of it was refused with \
+             ScalingActivityInProgress",
+            "the group may or may not have been changed",
+        ],
+    );
+    assert_eq!(update_calls(&autoscaling).await, 2);
+}
+
+#[tokio::test]
+async fn a_busy_group_without_a_lost_answer_is_still_a_skip() {
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = autoscaling_api("asg-busy").await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(aws_error("ScalingActivityInProgress", "in progress"))
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-busy", &prometheus.uri(), &autoscaling.uri()).await;
+
+    let summary = scaler
+        .run(deadline())
+        .await
+        .expect("a busy group is a skip");
+
+    assert_eq!(summary.action, "skip", "{summary:?}");
+    assert!(summary.reason.contains("the group is busy"), "{summary:?}");
+}
+
+#[tokio::test]
 async fn case_12_throttling_once_is_absorbed_by_the_standard_retry() {
     let prometheus = prometheus(vector(&[HIGH_LAG])).await;
     let autoscaling = autoscaling_api("asg-throttled").await;
