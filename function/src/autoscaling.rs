@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_autoscaling::config::http::HttpResponse;
 use aws_sdk_autoscaling::config::interceptors::{
     AfterDeserializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -44,6 +45,19 @@ pub enum AutoScalingError {
         operation: &'static str,
         code: String,
         message: String,
+    },
+    /// An answer that is not from the Auto Scaling API: no AWS error in its body.
+    #[error(
+        "{operation} failed: {endpoint} answered HTTP {status} without an Auto Scaling answer \
+         in the body (a proxy's page, or AWS_ENDPOINT_URL naming something else){}",
+        if *.maybe_applied { "; the group may or may not have been changed" } else { "" }
+    )]
+    Foreign {
+        operation: &'static str,
+        endpoint: String,
+        status: u16,
+        /// As for a lost answer: a proxy may have passed the write on.
+        maybe_applied: bool,
     },
     /// No answer at all: no route, DNS, TLS, a timeout. In a VPC without a NAT gateway or an
     /// `autoscaling` endpoint this is what a run shows, so it names where it tried to go.
@@ -121,16 +135,28 @@ impl SdkGroupApi {
         }
     }
 
-    fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> AutoScalingError
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        error: SdkError<E, HttpResponse>,
+    ) -> AutoScalingError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         match &error {
-            SdkError::ServiceError(service) => AutoScalingError::Api {
-                operation,
-                code: service.err().code().unwrap_or("Unknown").to_owned(),
-                message: service.err().message().unwrap_or("no message").to_owned(),
+            SdkError::ServiceError(service) => match service.err().code() {
+                Some(code) => AutoScalingError::Api {
+                    operation,
+                    code: code.to_owned(),
+                    message: service.err().message().unwrap_or("no message").to_owned(),
+                },
+                // No AWS error in the body: a proxy's page, or an endpoint that is not AWS.
+                None => AutoScalingError::Foreign {
+                    operation,
+                    endpoint: self.endpoint.clone(),
+                    status: service.raw().status().as_u16(),
+                    maybe_applied: operation == UPDATE,
+                },
             },
             _ => AutoScalingError::Transport {
                 operation,

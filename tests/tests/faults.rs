@@ -838,6 +838,49 @@ async fn a_busy_group_without_a_lost_answer_is_still_a_skip() {
 }
 
 #[tokio::test]
+async fn an_auto_scaling_answer_without_an_aws_body_names_the_status_and_the_endpoint() {
+    let page = || ResponseTemplate::new(502).set_body_raw("<html>Bad Gateway</html>", "text/html");
+    // A proxy's page in place of DescribeAutoScalingGroups: nothing is known, nothing written.
+    let prometheus = prometheus(vector(&[HIGH_LAG])).await;
+    let autoscaling = MockServer::start().await;
+    Mock::given(body_string_contains("Action=DescribeAutoScalingGroups"))
+        .respond_with(page())
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-proxied", &prometheus.uri(), &autoscaling.uri()).await;
+
+    let message = assert_error(
+        scaler.run(deadline()).await,
+        "AutoScalingFailed",
+        &[&format!(
+            "DescribeAutoScalingGroups failed: {} answered HTTP 502 without an Auto Scaling \
+             answer in the body",
+            autoscaling.uri()
+        )],
+    );
+    assert!(!message.contains("may or may not"), "{message}");
+    assert_eq!(update_calls(&autoscaling).await, 0);
+
+    // The same page in place of the write's answer: the proxy may have passed the write on.
+    let autoscaling = autoscaling_api("asg-proxied").await;
+    Mock::given(body_string_contains(UPDATE))
+        .respond_with(page())
+        .mount(&autoscaling)
+        .await;
+    let scaler = lambda_scaler("asg-proxied", &prometheus.uri(), &autoscaling.uri()).await;
+
+    assert_error(
+        scaler.run(deadline()).await,
+        "AutoScalingFailed",
+        &[
+            "UpdateAutoScalingGroup failed",
+            "answered HTTP 502 without an Auto Scaling answer",
+            "the group may or may not have been changed",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn case_12_throttling_once_is_absorbed_by_the_standard_retry() {
     let prometheus = prometheus(vector(&[HIGH_LAG])).await;
     let autoscaling = autoscaling_api("asg-throttled").await;
