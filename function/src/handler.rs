@@ -22,6 +22,18 @@ pub const RUN_BUDGET: Duration = Duration::from_secs(30);
 /// Kept free before the Lambda deadline so that a run always returns its own answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
+/// The most of a run's time kept back for the message that announces its outcome: the reads
+/// and the write must end this much before the run does, so that a run that runs out of
+/// time, or whose write's answer is lost at the last moment, can still say so. A short run
+/// keeps a quarter of its time instead.
+pub const MESSAGE_RESERVE: Duration = Duration::from_secs(5);
+
+/// When the reads and the write of a run that ends by `deadline` must be done.
+fn work_deadline(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - MESSAGE_RESERVE.min(left / 4)
+}
+
 /// The event a run starts from: any JSON at all. Its content is never read, so no shape or
 /// depth of it can fail a run (a `serde_json::Value` refuses nesting deeper than 128).
 pub use serde::de::IgnoredAny as AnyEvent;
@@ -175,18 +187,19 @@ where
         self.run(run_deadline(event.context.deadline)).await
     }
 
-    /// One complete run that ends by `deadline`.
+    /// One complete run that ends by `deadline`, its message included.
     pub async fn run(&self, deadline: Instant) -> Result<Summary, RunError> {
         let name = self.settings.asg_name.as_str();
+        let work = work_deadline(deadline);
         // A source slower than the time left is named in the error, as its own timeout would.
         let reading_stage = format!("reading the lag from {}", self.lag_source.name());
         let windows = self
             .windows
             .check(&self.lag_source, &self.settings.thresholds);
         let (reading, group, checks) = tokio::join!(
-            within(deadline, &reading_stage, self.lag_source.read_lag()),
-            within(deadline, "describing the group", self.groups.describe(name)),
-            within(deadline, "reading the sustain windows", windows),
+            within(work, &reading_stage, self.lag_source.read_lag()),
+            within(work, "describing the group", self.groups.describe(name)),
+            within(work, "reading the sustain windows", windows),
         );
         // The operator who set the tag knows: no write, no message, whatever else was found.
         if let Ok(group) = &group {
@@ -208,7 +221,7 @@ where
         tracing::debug!(?reading, ?group, ?checks, "inputs");
 
         let decision = guards::explain_hold(self.decide(&reading, &group, &checks), &group);
-        let decision = match self.act(decision, deadline).await {
+        let decision = match self.act(decision, work).await {
             Ok(decision) => decision,
             Err(error) => return Err(self.fail(error, deadline).await),
         };
@@ -386,6 +399,18 @@ mod tests {
                 &event[..event.len().min(20)]
             );
         }
+    }
+
+    #[test]
+    fn the_work_of_a_run_ends_early_enough_to_announce_it() {
+        let long = Instant::now() + Duration::from_secs(28);
+        assert_eq!(long - work_deadline(long), MESSAGE_RESERVE);
+        let short = Instant::now() + Duration::from_secs(4);
+        let kept = short - work_deadline(short);
+        assert!(
+            kept <= Duration::from_secs(1) && kept > Duration::from_millis(900),
+            "a quarter of a short run: {kept:?}"
+        );
     }
 
     #[test]

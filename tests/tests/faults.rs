@@ -16,7 +16,7 @@ use kafka_lag_scaler::handler::{run_deadline, AnyEvent, RunError, Summary};
 use kafka_lag_scaler::prometheus::MAX_BODY_BYTES;
 use kafka_lag_scaler::{build_scaler, http_client, sdk_config_loader, LambdaScaler};
 use kafka_lag_scaler_e2e::{
-    create_group, group_sizes, repo_root, reset_to_standby, unique, Sizes, Stack,
+    create_group, group_sizes, received_texts, repo_root, reset_to_standby, unique, Sizes, Stack,
 };
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -376,16 +376,22 @@ async fn case_06_a_prometheus_slower_than_its_timeout_names_the_endpoint() {
 }
 
 #[tokio::test]
-async fn a_prometheus_slower_than_the_time_left_names_the_endpoint_before_the_deadline() {
-    // The Prometheus timeout (25 s) is longer than the invocation has left (5 s).
+async fn a_prometheus_slower_than_the_time_left_is_named_and_announced_before_the_deadline() {
+    // The Prometheus timeout (25 s) is longer than the invocation has left (5 s). The run
+    // gives up with time kept to announce it.
     let stack = Stack::get();
     let (asg, client) = group(&stack, "faults-slow", AT_FOUR).await;
     let server = prometheus(vector(&[HIGH_LAG]).set_delay(Duration::from_secs(30))).await;
+    let hook = format!("/hook/{}", unique("faults-slow"));
+    let webhook = format!("{}{hook}", stack.receiver_url);
     let scaler = scaler(
         &stack,
         &asg,
         &server.uri(),
-        &[("PROMETHEUS_TIMEOUT_SECONDS", "25")],
+        &[
+            ("PROMETHEUS_TIMEOUT_SECONDS", "25"),
+            ("WEBHOOK_URL", &webhook),
+        ],
     );
     let (deadline_ms, _) = deadline_in(5);
     let mut context = Context::default();
@@ -400,6 +406,8 @@ async fn a_prometheus_slower_than_the_time_left_names_the_endpoint_before_the_de
     );
     assert_error(result, "RunBudgetExceeded", &[&stage]);
     assert_eq!(group_sizes(&client, &asg).await, AT_FOUR, "no write");
+    let messages = received_texts(&stack, &hook).await;
+    assert_eq!(messages.len(), 1, "the failure is announced: {messages:?}");
 }
 
 #[tokio::test]
