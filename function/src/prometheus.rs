@@ -156,6 +156,15 @@ pub struct KnownLag {
 pub enum PrometheusError {
     #[error("could not reach Prometheus at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
+    #[error(
+        "Prometheus at {endpoint} answered HTTP {status}, but the body was cut short before its \
+         end: {reason}"
+    )]
+    CutShort {
+        endpoint: String,
+        status: StatusCode,
+        reason: String,
+    },
     #[error("could not sign the query to Prometheus at {endpoint}: {reason}")]
     Signing { endpoint: String, reason: String },
     #[error("Prometheus at {endpoint} refused the query with HTTP {status}{detail}; {hint}")]
@@ -205,7 +214,7 @@ pub enum PrometheusError {
     },
     #[error(
         "Prometheus at {endpoint} answered HTTP {status} with content type `{content_type}` and \
-         a body that is not a Prometheus API response: {problem}"
+         a body the scaler cannot use: {problem}"
     )]
     Malformed {
         endpoint: String,
@@ -313,7 +322,8 @@ impl PrometheusClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status();
-        if status.is_redirection() {
+        // 304 is no redirect: nothing was asked conditionally, so it is just not an answer.
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             return Err(PrometheusError::Redirected {
                 endpoint: self.endpoint().to_owned(),
                 status,
@@ -334,7 +344,7 @@ impl PrometheusClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(e))?
+            .map_err(|e| self.body_error(status, e))?
         {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 // One byte past the limit is enough for the parser to refuse it.
@@ -344,6 +354,19 @@ impl PrometheusClient {
             body.extend_from_slice(&chunk);
         }
         Ok((status, content_type, body))
+    }
+
+    /// The answer began but its body did not arrive whole: it was reached, so it is not
+    /// called unreachable.
+    fn body_error(&self, status: StatusCode, error: reqwest::Error) -> PrometheusError {
+        if error.is_timeout() {
+            return self.transport_error(error);
+        }
+        PrometheusError::CutShort {
+            endpoint: self.endpoint().to_owned(),
+            status,
+            reason: error_chain(&error.without_url()),
+        }
     }
 
     fn transport_error(&self, error: reqwest::Error) -> PrometheusError {
@@ -966,11 +989,11 @@ fn sample_value(text: &str) -> Result<f64, String> {
 /// exactly as Prometheus writes an instant vector is read by the one-pass reader in
 /// `written.rs`; any other body, and every error, by serde_json.
 pub fn parse_response(body: &[u8], aggregation: Aggregation) -> Result<Parsed, BodyProblem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(BodyProblem::Empty);
-    }
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyProblem::TooLarge);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyProblem::Empty);
     }
     // Checked once here, the body's strings are then borrowed without a check of their own.
     let body = std::str::from_utf8(body).map_err(|e| BodyProblem::NotJson(e.to_string()))?;
@@ -1410,6 +1433,11 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_is_refused_before_it_is_read() {
         let mut body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            parse_response(&body, Aggregation::Max),
+            Err(BodyProblem::TooLarge),
+            "blank, but too large to call empty"
+        );
         body[0] = b'{';
 
         assert_eq!(

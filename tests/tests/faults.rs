@@ -111,6 +111,24 @@ async fn silent_server_url() -> String {
     format!("http://{address}")
 }
 
+/// A server that answers every connection with `head` and the start of a body it announced
+/// longer, then closes the connection.
+async fn cut_short_server_url() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                          Content-Length: 1000\r\n\r\n{\"status\":\"success\",";
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://{address}")
+}
+
 /// A fresh group in moto.
 async fn group(stack: &Stack, prefix: &str, sizes: Sizes) -> (String, Client) {
     let client = stack.autoscaling();
@@ -464,6 +482,26 @@ async fn an_answer_stamped_a_day_ago_or_in_the_future_is_refused_not_acted_on() 
 }
 
 #[tokio::test]
+async fn a_body_cut_short_is_named_as_such_not_as_an_unreachable_prometheus() {
+    let url = cut_short_server_url().await;
+
+    let message =
+        assert_fails_without_writing(&url, &["answered HTTP 200 OK, but the body was cut short"])
+            .await;
+
+    assert!(!message.contains("could not reach"), "{message}");
+}
+
+#[tokio::test]
+async fn not_modified_is_not_taken_for_a_redirect() {
+    let server = prometheus(ResponseTemplate::new(304)).await;
+
+    let message = assert_fails_without_writing(&server.uri(), &["answered HTTP 304"]).await;
+
+    assert!(!message.contains("redirect"), "{message}");
+}
+
+#[tokio::test]
 async fn a_body_too_large_for_the_function_is_refused_by_its_size() {
     // A query without its `by` clause: one series per partition of every group, well past what
     // a 128 MB function can hold while it reads them.
@@ -779,7 +817,8 @@ async fn an_update_whose_answer_never_comes_says_the_group_may_have_changed() {
         .mount(&autoscaling)
         .await;
     let scaler = lambda_scaler("asg-hanging", &prometheus.uri(), &autoscaling.uri()).await;
-    let deadline = deadline();
+    // As in Lambda, the SDK's own 12-second operation timeout comes before the run's.
+    let (_, deadline) = deadline_in(30);
 
     let result = scaler.run(deadline).await;
 
