@@ -235,6 +235,35 @@ fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(name)
 }
 
+const STANDBY: Sizes = Sizes {
+    min: 0,
+    max: 10,
+    desired: 0,
+};
+
+/// A fresh group at standby and a fresh topic whose lag, 12000000, starts it; returns the
+/// group's name and the query that reads the topic.
+async fn standing_by_at_high_lag(stack: &Stack) -> (String, String) {
+    let (asg, topic) = (unique("lambda-asg"), unique("lambda-topic"));
+    let query = lag_query(&topic);
+    create_group(&stack.autoscaling(), &asg, STANDBY).await;
+    set_lag(stack, "orders-consumer", &topic, 0, json!(12_000_000)).await;
+    wait_for_query(stack, &query, |result| values(result) == ["12000000"]).await;
+    (asg, query)
+}
+
+/// Invokes the function with the EventBridge fixture; it must fail with
+/// `InvalidConfiguration`.
+async fn invalid_configuration(watch: &Watch) -> Failure {
+    let event = fixture("eventbridge-scheduled.json");
+    let failure = watch
+        .invoke(Payload::File(&event))
+        .await
+        .expect_err("the invoke fails");
+    assert_eq!(failure.error_type, "InvalidConfiguration", "{failure:?}");
+    failure
+}
+
 /// The function's environment: `asg` driven by `query`, on the local stack.
 fn function_env<'a>(stack: &'a Stack, asg: &'a str, query: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -253,18 +282,9 @@ fn function_env<'a>(stack: &'a Stack, asg: &'a str, query: &'a str) -> Vec<(&'a 
 async fn the_built_binary_scales_out_the_same_way_for_every_kind_of_scheduled_event() {
     let stack = Stack::get();
     let client = stack.autoscaling();
-    let (asg, topic) = (unique("lambda-asg"), unique("lambda-topic"));
+    let (asg, query) = standing_by_at_high_lag(&stack).await;
     let hook = format!("/hook/{}", unique("lambda"));
     let webhook = format!("{}{hook}", stack.receiver_url);
-    let query = lag_query(&topic);
-    let standby = Sizes {
-        min: 0,
-        max: 10,
-        desired: 0,
-    };
-    create_group(&client, &asg, standby).await;
-    set_lag(&stack, "orders-consumer", &topic, 0, json!(12_000_000)).await;
-    wait_for_query(&stack, &query, |result| values(result) == ["12000000"]).await;
 
     let mut env = function_env(&stack, &asg, &query);
     env.push(("WEBHOOK_URL", &webhook));
@@ -314,13 +334,8 @@ async fn an_invalid_configuration_answers_an_error_naming_the_variable_and_the_v
     env.push(("HIGH_LAG_THRESHOLD", "ten"));
     let watch = Watch::start("invalid-config", &env);
 
-    let event = fixture("eventbridge-scheduled.json");
-    let failure = watch
-        .invoke(Payload::File(&event))
-        .await
-        .expect_err("the invoke fails");
+    let failure = invalid_configuration(&watch).await;
 
-    assert_eq!(failure.error_type, "InvalidConfiguration", "{failure:?}");
     assert!(
         failure.message.contains("HIGH_LAG_THRESHOLD is `ten`"),
         "{failure:?}"
@@ -331,17 +346,8 @@ async fn an_invalid_configuration_answers_an_error_naming_the_variable_and_the_v
 async fn a_secret_unreadable_at_the_cold_start_is_read_again_by_the_next_invocation() {
     let stack = Stack::get();
     let client = stack.autoscaling();
-    let (asg, topic) = (unique("lambda-asg"), unique("lambda-topic"));
+    let (asg, query) = standing_by_at_high_lag(&stack).await;
     let hook = format!("/hook/{}", unique("lambda-secret"));
-    let query = lag_query(&topic);
-    let standby = Sizes {
-        min: 0,
-        max: 10,
-        desired: 0,
-    };
-    create_group(&client, &asg, standby).await;
-    set_lag(&stack, "orders-consumer", &topic, 0, json!(12_000_000)).await;
-    wait_for_query(&stack, &query, |result| values(result) == ["12000000"]).await;
     // The webhook URL in a secret that is scheduled for deletion, so unreadable, until it is
     // restored: a Secrets Manager that fails one cold start and answers later.
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.sdk_config());
@@ -361,23 +367,19 @@ async fn a_secret_unreadable_at_the_cold_start_is_read_again_by_the_next_invocat
     let mut env = function_env(&stack, &asg, &query);
     env.push(("WEBHOOK_URL_SECRET_ARN", &arn));
     let watch = Watch::start("secret-retry", &env);
-    let event = fixture("eventbridge-scheduled.json");
 
-    let failure = watch
-        .invoke(Payload::File(&event))
-        .await
-        .expect_err("the secret cannot be read");
-    assert_eq!(failure.error_type, "InvalidConfiguration", "{failure:?}");
+    let failure = invalid_configuration(&watch).await;
     // cargo lambda wraps long messages, at hyphens too, so the ARN is not looked for whole.
     assert!(
         failure.message.contains("WEBHOOK_URL_SECRET_ARN"),
         "{failure:?}"
     );
     assert!(failure.message.contains("tries again"), "{failure:?}");
-    assert_eq!(group_sizes(&client, &asg).await, standby);
+    assert_eq!(group_sizes(&client, &asg).await, STANDBY);
 
     let restored = secrets.restore_secret().secret_id(&arn).send().await;
     restored.expect("restore the secret");
+    let event = fixture("eventbridge-scheduled.json");
     let summary = watch
         .invoke(Payload::File(&event))
         .await
