@@ -10,6 +10,7 @@ use aws_sdk_autoscaling::config::interceptors::{
 use aws_sdk_autoscaling::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_autoscaling::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_autoscaling::Client;
+use aws_smithy_xml::decode::{try_data, Document};
 use thiserror::Error;
 
 use crate::prometheus::error_chain;
@@ -46,10 +47,20 @@ pub enum AutoScalingError {
         code: String,
         message: String,
     },
+    /// A write refused on the SDK's retry after an attempt whose answer was lost.
+    #[error(
+        "{operation} failed: an attempt got no answer, and the SDK's retry of it was refused \
+         with {code}: {message}; the group may or may not have been changed"
+    )]
+    RetryRefused {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
     /// An answer that is not from the Auto Scaling API: no AWS error in its body.
     #[error(
-        "{operation} failed: {endpoint} answered HTTP {status} without an Auto Scaling answer \
-         in the body (a proxy's page, or AWS_ENDPOINT_URL naming something else){}",
+        "{operation} failed: {endpoint} answered HTTP {status} with a body that is not a readable \
+         Auto Scaling answer (a proxy's page, or AWS_ENDPOINT_URL naming something else){}",
         if *.maybe_applied { "; the group may or may not have been changed" } else { "" }
     )]
     Foreign {
@@ -78,13 +89,9 @@ pub enum AutoScalingError {
 impl AutoScalingError {
     /// True for refusals that only mean "not now": the next tick can try again.
     pub fn is_busy(&self) -> bool {
-        matches!(self, AutoScalingError::Api { code, .. } if is_busy_code(code))
+        matches!(self, AutoScalingError::Api { code, .. }
+            if code == "ScalingActivityInProgress" || code == "ResourceContention")
     }
-}
-
-/// The codes of a refusal that only means "not now".
-fn is_busy_code(code: &str) -> bool {
-    code == "ScalingActivityInProgress" || code == "ResourceContention"
 }
 
 /// The Auto Scaling operations the scaler needs.
@@ -179,12 +186,22 @@ const SIZES: [&str; 3] = ["MinSize", "MaxSize", "DesiredCapacity"];
 /// Notes which sizes a DescribeAutoScalingGroups answer left out. The SDK fills a required
 /// member missing from an answer with 0, so the parsed group cannot tell a group at 0 from a
 /// size that was never sent; the answer's XML can.
-#[derive(Debug, Clone, Default)]
-struct SentSizes(Arc<Mutex<Vec<&'static str>>>);
+#[derive(Debug, Clone)]
+struct SentSizes {
+    name: String,
+    missing: Arc<Mutex<Vec<&'static str>>>,
+}
 
 impl SentSizes {
+    fn of(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            missing: Arc::default(),
+        }
+    }
+
     fn missing(&self) -> Vec<&'static str> {
-        self.0.lock().expect("never poisoned").clone()
+        self.missing.lock().expect("never poisoned").clone()
     }
 }
 
@@ -200,7 +217,7 @@ impl Intercept for SentSizes {
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(body) = context.response().body().bytes() {
-            *self.0.lock().expect("never poisoned") = missing_sizes(body);
+            *self.missing.lock().expect("never poisoned") = missing_sizes(body, &self.name);
         }
         Ok(())
     }
@@ -233,35 +250,64 @@ impl Intercept for Attempts {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let answered = context.response().is_some();
+        // An answer is one the SDK could read, as a result or as an AWS error: a timeout or a
+        // body cut short may hide a write that AWS applied.
+        let answered = match context.output_or_error() {
+            Some(Ok(_)) => true,
+            Some(Err(error)) => error.is_operation_error(),
+            None => false,
+        };
         self.0.lock().expect("never poisoned").push(answered);
         Ok(())
     }
 }
 
-/// The sizes a DescribeAutoScalingGroups answer with one group does not carry. Only an answer
-/// that lists groups in XML is looked at; a warm pool's own `MinSize` is not the group's.
-fn missing_sizes(body: &[u8]) -> Vec<&'static str> {
-    let text = String::from_utf8_lossy(body);
-    if !text.contains("<AutoScalingGroupName>") {
+/// The sizes that the group `name` is described without in a DescribeAutoScalingGroups
+/// answer, read as XML: by element, whatever the prefixes, comments or spacing, and only from
+/// that group's own element, so neither another group's sizes nor a warm pool's `MinSize`
+/// stand in for its own. An answer that does not parse or does not list the group has
+/// nothing to say here; the SDK's reading of it decides.
+fn missing_sizes(body: &[u8], name: &str) -> Vec<&'static str> {
+    let Ok(mut document) = Document::try_from(body) else {
         return Vec::new();
-    }
-    let group = match (
-        text.find("<WarmPoolConfiguration>"),
-        text.find("</WarmPoolConfiguration>"),
-    ) {
-        (Some(start), Some(end)) if start < end => format!("{}{}", &text[..start], &text[end..]),
-        _ => text.into_owned(),
     };
-    SIZES
-        .into_iter()
-        .filter(|size| !group.contains(&format!("<{size}>")))
-        .collect()
+    let Ok(mut response) = document.root_element() else {
+        return Vec::new();
+    };
+    while let Some(mut result) = response.next_tag() {
+        if !result.start_el().matches("DescribeAutoScalingGroupsResult") {
+            continue;
+        }
+        while let Some(mut groups) = result.next_tag() {
+            if !groups.start_el().matches("AutoScalingGroups") {
+                continue;
+            }
+            while let Some(mut group) = groups.next_tag() {
+                let (mut named, mut seen) = (false, [false; SIZES.len()]);
+                while let Some(mut field) = group.next_tag() {
+                    let size = SIZES.iter().position(|size| field.start_el().matches(size));
+                    if let Some(i) = size {
+                        seen[i] = true;
+                    } else if field.start_el().matches("AutoScalingGroupName") {
+                        named = try_data(&mut field).is_ok_and(|text| text.trim() == name);
+                    }
+                }
+                if named {
+                    return SIZES
+                        .into_iter()
+                        .zip(seen)
+                        .filter_map(|(size, seen)| (!seen).then_some(size))
+                        .collect();
+                }
+            }
+        }
+    }
+    Vec::new()
 }
 
 impl GroupApi for SdkGroupApi {
     async fn describe(&self, name: &str) -> Result<GroupState, AutoScalingError> {
-        let sent = SentSizes::default();
+        let sent = SentSizes::of(name);
         let output = self
             .client
             .describe_auto_scaling_groups()
@@ -340,18 +386,13 @@ impl GroupApi for SdkGroupApi {
             .send()
             .await;
         match result.map_err(|e| self.error(UPDATE, e)) {
-            // "Busy" is the retry's answer; the attempt before it may have gone through.
-            Err(AutoScalingError::Api { code, message, .. })
-                if is_busy_code(&code) && attempts.lost_an_answer() =>
-            {
-                Err(AutoScalingError::Transport {
+            // A refusal is the retry's answer; the attempt before it may have gone through, and
+            // "busy" may even be the activity it started.
+            Err(AutoScalingError::Api { code, message, .. }) if attempts.lost_an_answer() => {
+                Err(AutoScalingError::RetryRefused {
                     operation: UPDATE,
-                    endpoint: self.endpoint.clone(),
-                    reason: format!(
-                        "an attempt got no answer, and the SDK's retry of it was refused with \
-                         {code}: {message}"
-                    ),
-                    maybe_applied: true,
+                    code,
+                    message,
                 })
             }
             result => result.map(|_| ()),
@@ -373,6 +414,8 @@ mod tests {
         AutoScalingGroup, Instance, LifecycleState, SuspendedProcess,
     };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
@@ -596,27 +639,64 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_without_a_size_names_it_and_a_warm_pool_size_is_not_the_groups() {
-        let group = |sizes: &str, extra: &str| {
+    fn only_the_named_groups_own_size_elements_count() {
+        let answer = |groups: &str| {
             format!(
-                "<DescribeAutoScalingGroupsResult><AutoScalingGroups>\n<member>\n\
-                 <AutoScalingGroupName>g</AutoScalingGroupName>{sizes}{extra}\n</member>\n\
-                 </AutoScalingGroups></DescribeAutoScalingGroupsResult>"
+                "<DescribeAutoScalingGroupsResponse xmlns=\"{XMLNS}\">\n\
+                 <DescribeAutoScalingGroupsResult><AutoScalingGroups>{groups}\
+                 </AutoScalingGroups></DescribeAutoScalingGroupsResult>\n\
+                 </DescribeAutoScalingGroupsResponse>"
             )
         };
-        let all = "<MinSize>0</MinSize><MaxSize>10</MaxSize><DesiredCapacity>6</DesiredCapacity>";
-        assert!(missing_sizes(group(all, "").as_bytes()).is_empty());
-        let no_desired = group("<MinSize>0</MinSize><MaxSize>10</MaxSize>", "");
-        assert_eq!(missing_sizes(no_desired.as_bytes()), ["DesiredCapacity"]);
-        let warm_pool = "<WarmPoolConfiguration><MinSize>1</MinSize></WarmPoolConfiguration>";
-        let only_warm_pool = group(
-            "<MaxSize>10</MaxSize><DesiredCapacity>6</DesiredCapacity>",
-            warm_pool,
+        let group = |name: &str, inside: &str| {
+            format!("<member><AutoScalingGroupName>{name}</AutoScalingGroupName>{inside}</member>")
+        };
+        let sizes = "<MinSize>0</MinSize><MaxSize>10</MaxSize>";
+        let all = format!("{sizes}<DesiredCapacity>6</DesiredCapacity>");
+        let missing = |body: String| missing_sizes(body.as_bytes(), "g");
+
+        assert!(missing(answer(&group("g", &all))).is_empty());
+        assert!(missing(answer(&group(
+            "g",
+            &format!("{all}<WarmPoolConfiguration><MinSize>1</MinSize></WarmPoolConfiguration>")
+        )))
+        .is_empty());
+        let prefixed = "<a:member xmlns:a=\"x\"><a:AutoScalingGroupName>g</a:AutoScalingGroupName>\
+                        <a:MinSize>0</a:MinSize><a:MaxSize >10</a:MaxSize ><a:DesiredCapacity>6\
+                        </a:DesiredCapacity></a:member>";
+        assert!(missing(answer(prefixed)).is_empty(), "prefixes and spacing");
+
+        // Whatever looks like the size without being the group's own element does not count.
+        let lookalikes = [
+            group(
+                "g",
+                &format!("{sizes}<!-- <DesiredCapacity>6</DesiredCapacity> -->"),
+            ),
+            group(
+                "g",
+                &format!("{sizes}<Note><![CDATA[<DesiredCapacity>6</DesiredCapacity>]]></Note>"),
+            ),
+            group(
+                "g",
+                &format!("{sizes}<Wrapper><DesiredCapacity>6</DesiredCapacity></Wrapper>"),
+            ),
+            group("other", &all) + &group("g", sizes),
+            group("g", sizes) + &group("other", &all),
+        ];
+        for groups in lookalikes {
+            assert_eq!(missing(answer(&groups)), ["DesiredCapacity"], "{groups}");
+        }
+        let warm_pool_only = group(
+            "g",
+            "<MaxSize>10</MaxSize><DesiredCapacity>6</DesiredCapacity>\
+             <WarmPoolConfiguration><MinSize>1</MinSize></WarmPoolConfiguration>",
         );
-        assert_eq!(missing_sizes(only_warm_pool.as_bytes()), ["MinSize"]);
-        assert!(missing_sizes(group(all, warm_pool).as_bytes()).is_empty());
-        // No group listed (a modeled answer in tests, an empty list): nothing to say.
-        assert!(missing_sizes(b"").is_empty());
-        assert!(missing_sizes(b"<AutoScalingGroups/>").is_empty());
+        assert_eq!(missing(answer(&warm_pool_only)), ["MinSize"]);
+
+        // Nothing to say about an answer that is not XML, or does not list the group.
+        assert!(missing_sizes(b"", "g").is_empty());
+        assert!(missing_sizes(b"Mock HTTP client dummy response", "g").is_empty());
+        assert!(missing(answer("")).is_empty());
+        assert!(missing(answer(&group("other", sizes))).is_empty());
     }
 }

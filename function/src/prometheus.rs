@@ -134,7 +134,8 @@ pub fn check_stamps(stamped: Option<Stamps>, now: SystemTime) -> Result<(), Body
     }
     Err(BodyProblem::Stale {
         stamp: farthest.floor() as i64,
-        seconds: offset.abs().round() as u64,
+        // Shown past the tolerance even when rounding would bring it back to it.
+        seconds: (offset.abs().round() as u64).max(STAMP_TOLERANCE.as_secs() + 1),
         direction: if offset < 0.0 { "behind" } else { "ahead of" },
     })
 }

@@ -53,7 +53,7 @@ export const LOG_RETENTION_DAYS = [
 export const FUNCTION_TIME_BUDGET_SECONDS = 30;
 
 /** The longest Prometheus timeout the function accepts (its `config.rs`). */
-export const MAX_PROMETHEUS_TIMEOUT_SECONDS = 25;
+export const MAX_PROMETHEUS_TIMEOUT_SECONDS = 20;
 
 /** Capacities stay within what the stack parameters' patterns accept. */
 const MAX_CAPACITY = 9999;

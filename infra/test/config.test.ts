@@ -112,9 +112,9 @@ describe('validation', () => {
   });
 
   it('refuses a Prometheus timeout that does not fit in the budget', () => {
-    assertOneProblem({ prometheusTimeoutSeconds: 26 },
-      /^prometheusTimeoutSeconds `26` must be an integer from 1 to 25/);
-    assert.deepEqual(problemsWith({ prometheusTimeoutSeconds: 25 }), []);
+    assertOneProblem({ prometheusTimeoutSeconds: 21 },
+      /^prometheusTimeoutSeconds `21` must be an integer from 1 to 20/);
+    assert.deepEqual(problemsWith({ prometheusTimeoutSeconds: 20 }), []);
   });
 
   it('refuses a schedule EventBridge would reject, saying what is valid', () => {
