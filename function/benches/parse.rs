@@ -11,7 +11,11 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_lag_scaler::config::Aggregation;
-use kafka_lag_scaler::prometheus::{parse_response, LagReading};
+use kafka_lag_scaler::prometheus::{parse_response, LagReading, Parsed};
+
+fn is_known(parsed: &Parsed) -> bool {
+    matches!(parsed.reading, LagReading::Known(_))
+}
 
 fn parse_and_aggregate(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_response");
@@ -25,7 +29,7 @@ fn parse_and_aggregate(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(name, series), &body, |b, body| {
                 b.iter(|| {
                     let reading = parse_response(black_box(body), aggregation);
-                    assert!(matches!(&reading, Ok(parsed) if matches!(parsed.reading, LagReading::Known(_))));
+                    assert!(reading.as_ref().is_ok_and(is_known));
                     reading
                 })
             });
@@ -38,9 +42,7 @@ fn parse_and_aggregate(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("spaced", series), &body, |b, body| {
             b.iter(|| {
                 let reading = parse_response(black_box(body), Aggregation::Max);
-                assert!(
-                    matches!(&reading, Ok(parsed) if matches!(parsed.reading, LagReading::Known(_)))
-                );
+                assert!(reading.as_ref().is_ok_and(is_known));
                 reading
             })
         });

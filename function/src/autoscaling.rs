@@ -414,11 +414,11 @@ mod tests {
         AutoScalingGroup, Instance, LifecycleState, SuspendedProcess,
     };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
-
-    const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
+
+    const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
     fn group(name: &str) -> AutoScalingGroup {
         AutoScalingGroup::builder()

@@ -178,33 +178,12 @@ impl Config {
             DEFAULT_LOW_LAG_THRESHOLD,
             LAG_EXPECTED,
         )?;
-        // A pair out of order is blamed on the one that was set, the other being its default.
-        let default_note = |name| {
-            if get(name).is_some() {
-                ""
-            } else {
-                ", its default"
-            }
-        };
         if high < low {
-            return Err(if get("LOW_LAG_THRESHOLD").is_some() {
-                ConfigError::Invalid {
-                    variable: "LOW_LAG_THRESHOLD",
-                    value: low.to_string(),
-                    expected: format!(
-                        "it must not exceed HIGH_LAG_THRESHOLD ({high}{})",
-                        default_note("HIGH_LAG_THRESHOLD")
-                    ),
-                }
-            } else {
-                ConfigError::Invalid {
-                    variable: "HIGH_LAG_THRESHOLD",
-                    value: high.to_string(),
-                    expected: format!(
-                        "it must not be below LOW_LAG_THRESHOLD ({low}, its default)"
-                    ),
-                }
-            });
+            return Err(out_of_order(
+                &get,
+                ("LOW_LAG_THRESHOLD", low.to_string(), "must not exceed"),
+                ("HIGH_LAG_THRESHOLD", high.to_string(), "must not be below"),
+            ));
         }
         if low == 0 {
             return Err(ConfigError::Invalid {
@@ -220,24 +199,19 @@ impl Config {
         let scale_in_capacity =
             parse_capacity(&get, "SCALE_IN_CAPACITY", DEFAULT_SCALE_IN_CAPACITY)?;
         if scale_out_capacity <= scale_in_capacity {
-            return Err(if get("SCALE_OUT_CAPACITY").is_some() {
-                ConfigError::Invalid {
-                    variable: "SCALE_OUT_CAPACITY",
-                    value: scale_out_capacity.to_string(),
-                    expected: format!(
-                        "it must be greater than SCALE_IN_CAPACITY ({scale_in_capacity}{})",
-                        default_note("SCALE_IN_CAPACITY")
-                    ),
-                }
-            } else {
-                ConfigError::Invalid {
-                    variable: "SCALE_IN_CAPACITY",
-                    value: scale_in_capacity.to_string(),
-                    expected: format!(
-                        "it must be below SCALE_OUT_CAPACITY ({scale_out_capacity}, its default)"
-                    ),
-                }
-            });
+            return Err(out_of_order(
+                &get,
+                (
+                    "SCALE_OUT_CAPACITY",
+                    scale_out_capacity.to_string(),
+                    "must be greater than",
+                ),
+                (
+                    "SCALE_IN_CAPACITY",
+                    scale_in_capacity.to_string(),
+                    "must be below",
+                ),
+            ));
         }
 
         let aggregation = match get("LAG_AGGREGATION").map(|v| v.trim().to_ascii_lowercase()) {
@@ -317,6 +291,31 @@ fn parse_count(
     digits
         .parse::<u64>()
         .map_err(|_| invalid(variable, &raw, expected))
+}
+
+/// The error for a pair of variables out of order: each is `(name, value, what it must be
+/// to the other)`. It blames `first` when it was set, `second` when only that one was, and
+/// says when the other is its default.
+fn out_of_order(
+    get: &impl Fn(&str) -> Option<String>,
+    first: (&'static str, String, &str),
+    second: (&'static str, String, &str),
+) -> ConfigError {
+    let ((variable, value, rule), (other, other_value, _)) = if get(first.0).is_some() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let note = if get(other).is_some() {
+        ""
+    } else {
+        ", its default"
+    };
+    ConfigError::Invalid {
+        variable,
+        value,
+        expected: format!("it {rule} {other} ({other_value}{note})"),
+    }
 }
 
 fn parse_capacity(

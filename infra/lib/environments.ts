@@ -4,6 +4,14 @@ import { ConfigError, EnvironmentConfig, EnvironmentSettings, resolveEnvironment
 export const DEFAULT_ENVIRONMENT = 'dev';
 
 /**
+ * The lag of each consumer group and topic, summed over its partitions, with a partition that
+ * kafka_exporter reports as `-1` (never committed) turned into `NaN` so that the sum stays
+ * unknown instead of reading low (see the README's query section).
+ */
+const DEFAULT_QUERY = 'sum by (consumergroup, topic) '
+  + '(kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)';
+
+/**
  * One entry per deployment environment; `-c env=NAME` picks one. Values left out
  * take the defaults in `config.ts`. The group, endpoint, query and webhook are only
  * the stack parameters' defaults: override them at deploy time with `--parameters`.
@@ -14,7 +22,7 @@ export const ENVIRONMENTS: Readonly<Record<string, EnvironmentSettings>> = {
   dev: {
     asgName: 'kafka-consumers-fallback-dev',
     prometheusEndpoint: 'http://prometheus.dev.internal:9090',
-    prometheusQuery: 'sum by (consumergroup, topic) (kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
+    prometheusQuery: DEFAULT_QUERY,
     // Decide and announce, but never resize the group, until someone flips it.
     dryRun: true,
     schedule: 'rate(5 minutes)',
@@ -23,7 +31,7 @@ export const ENVIRONMENTS: Readonly<Record<string, EnvironmentSettings>> = {
   prod: {
     asgName: 'kafka-consumers-fallback',
     prometheusEndpoint: 'http://prometheus.prod.internal:9090',
-    prometheusQuery: 'sum by (consumergroup, topic) (kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
+    prometheusQuery: DEFAULT_QUERY,
     highLagThreshold: 10_000_000,
     lowLagThreshold: 100_000,
     scaleOutCapacity: 4,

@@ -108,8 +108,8 @@ describe('stack parameters', () => {
     assert.deepEqual(defaults, {
       AsgName: 'kafka-consumers-fallback-dev',
       PrometheusEndpoint: 'http://prometheus.dev.internal:9090',
-      PrometheusQuery:
-        'sum by (consumergroup, topic) (kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
+      PrometheusQuery: 'sum by (consumergroup, topic) '
+        + '(kafka_consumergroup_lag >= 0 or kafka_consumergroup_lag * NaN)',
       WebhookUrl: '',
       HighLagThreshold: '10000000',
       LowLagThreshold: '100000',
